@@ -1,0 +1,98 @@
+"""The Dialect interface: a model family's prompt format, output format and coordinate space.
+
+A dialect builds the prompt (tool schema in the system message, the task, a short history, the
+screenshot), parses raw model text into one Action (tolerating code fences, whitespace and prose
+around the call; rejecting anything else with a one-line ParseError written for the model) and
+writes an Action back as that family's text (``format``: for scripted outputs, exports and
+round-trip tests). It never evaluates model text.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from pixelpilot.agent.actions import Space
+from pixelpilot.agent.geometry import ScreenGeometry
+from pixelpilot.vlm.base import Message, Prompt
+
+HISTORY_TURNS = 5
+"""How many earlier steps a prompt repeats (as text; only the current screenshot is sent)."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a dialect needs to know about the step beyond the text.
+
+    ``kinds``: action kinds the device supports (the tools offered). ``resized``: (w, h) of the
+    image the model sees. ``device_kind``: 'desktop' | 'mobile' | 'robot'.
+    """
+
+    device_kind: str
+    kinds: frozenset[str]
+    geometry: ScreenGeometry
+    resized: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier step as the model sees it: what it wrote and what came of it."""
+
+    raw: str
+    result: str
+
+
+class Dialect(ABC):
+    name: ClassVar[str]
+    space: ClassVar[Space]
+    """The coordinate space the family's points are in."""
+
+    @abstractmethod
+    def system_prompt(self, ctx: StepContext) -> str:
+        """System message: role, tool schema, output format."""
+
+    @abstractmethod
+    def parse(self, raw: str, ctx: StepContext) -> Any:
+        """Raw model text -> one Action (points in ``self.space``). Raises ParseError."""
+
+    @abstractmethod
+    def format(self, action: Any, ctx: StepContext) -> str:
+        """An Action (points in ``self.space``) written as this family's model would write it."""
+
+    def build_prompt(
+        self,
+        task: str,
+        history: Sequence[Turn],
+        image: Image.Image,
+        ctx: StepContext,
+        feedback: str | None = None,
+    ) -> Prompt:
+        """System + task + the last HISTORY_TURNS turns + the current screenshot.
+
+        ``feedback`` is the reason the previous answer in this step was rejected; it is put in
+        front of the screenshot so the model can correct itself.
+        """
+        msgs = [Message("system", [{"type": "text", "text": self.system_prompt(ctx)}])]
+        msgs.append(Message("user", [{"type": "text", "text": self.task_text(task)}]))
+        for turn in history[-HISTORY_TURNS:]:
+            msgs.append(Message("assistant", [{"type": "text", "text": turn.raw}]))
+            msgs.append(Message("user", [{"type": "text", "text": turn.result}]))
+        parts: list[dict[str, Any]] = []
+        if feedback:
+            parts.append(
+                {
+                    "type": "text",
+                    "text": f"Your last answer was rejected: {feedback}\n"
+                    "Answer again with exactly one valid call.\n",
+                }
+            )
+        parts.append({"type": "image", "image": image})
+        msgs.append(Message("user", parts))
+        return Prompt(messages=msgs, meta={"dialect": self.name})
+
+    def task_text(self, task: str) -> str:
+        return f"Task: {task}"

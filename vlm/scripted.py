@@ -1,0 +1,35 @@
+"""A model that answers with pre-written raw texts, in order: the engine of scenario replay.
+
+It goes through the whole loop like a real model (prompt in, raw text out, parsed by the
+dialect), so scripted outputs in any dialect are exercised exactly as a model's would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pixelpilot.agent.errors import ScriptExhausted
+from pixelpilot.vlm.base import Generation, Prompt, VisionModel
+
+
+class ScriptedModel(VisionModel):
+    """Returns ``outputs[0]``, ``outputs[1]``, ... one per call; records every prompt."""
+
+    def __init__(self, outputs: Iterable[str], name: str = "scripted") -> None:
+        self.outputs = list(outputs)
+        self.name = name
+        self.prompts: list[Prompt] = []
+
+    @property
+    def remaining(self) -> int:
+        return len(self.outputs) - len(self.prompts)
+
+    def _generate(self, prompt: Prompt) -> Generation:
+        i = len(self.prompts)
+        if i >= len(self.outputs):
+            raise ScriptExhausted(
+                f"{self.name}: asked for output {i + 1} but the script holds {len(self.outputs)}; "
+                "add outputs or end the script with a finish call"
+            )
+        self.prompts.append(prompt)
+        return Generation(text=self.outputs[i])
