@@ -57,8 +57,8 @@ class Drag(_Action):
     """Press at start (or where the pointer is, when start is None), move to end, release."""
 
     kind: Literal["drag"] = "drag"
-    end: Point
     start: Point | None = None
+    end: Point
     button: Literal["left", "right", "middle"] = "left"
 
 
