@@ -7,7 +7,7 @@ show the model is generated here (``arguments_schema``), never written by hand e
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -192,12 +192,7 @@ ACTION_TYPES: tuple[type[_Action], ...] = (
 )  # fmt: skip
 
 Action = Annotated[
-    Union[
-        Click, Move, Drag, Scroll, TypeText, Hotkey, Wait,
-        Tap, LongPress, Swipe, SystemButton, OpenApp,
-        Pick, Place, Gripper, MoveEffector, Home,
-        Finish, AskUser,
-    ],
+    Click | Move | Drag | Scroll | TypeText | Hotkey | Wait | Tap | LongPress | Swipe | SystemButton | OpenApp | Pick | Place | Gripper | MoveEffector | Home | Finish | AskUser,
     Field(discriminator="kind"),
 ]  # fmt: skip
 """Any action; ``action.kind`` tells which."""

@@ -83,5 +83,5 @@ class VisionModel(ABC):
     @abstractmethod
     def _generate(self, prompt: Prompt) -> Generation | str: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release the backend's resources (weights, connections)."""

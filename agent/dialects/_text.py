@@ -1,0 +1,298 @@
+"""Small helpers shared by the dialect parsers.
+
+Text: end-token cutting, code-fence stripping, JSON object extraction, string (un)escaping, a
+hand-written scanner for UI-TARS's python-like calls, tidying of generated JSON schemas. Actions:
+fitting a parsed action to the device's kinds through the families' obvious synonyms (a click on
+a phone is a tap). Nothing here evaluates model text: JSON goes through ``json``, the rest is
+regexes and explicit scanning. Every ParseError message is one line written for the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pixelpilot.agent.actions import (
+    Click,
+    Drag,
+    Hotkey,
+    Point,
+    Scroll,
+    Space,
+    Swipe,
+    SystemButton,
+    Tap,
+    normalize_key,
+)
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.errors import ParseError
+
+_END_TOKENS = re.compile(r"<\|im_end\|>|<\|endoftext\|>")
+_FENCE_LINE = re.compile(r"^[ \t]*```[\w+-]*[ \t]*(?:\n|$)", re.MULTILINE)
+
+
+def clean(raw: str) -> str:
+    """``raw`` cut at the first end-of-turn token, without code-fence lines, stripped."""
+    m = _END_TOKENS.search(raw)
+    text = raw[: m.start()] if m else raw
+    text = _FENCE_LINE.sub("", text).strip()
+    # A one-line answer wrapped in inline fences: ```click(...)```
+    text = re.sub(r"^```(?:[A-Za-z]+\s)?", "", text)
+    text = re.sub(r"```$", "", text)
+    return text.strip()
+
+
+def snippet(text: str, n: int = 40) -> str:
+    """A short one-line quotation of model text for an error message."""
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def json_object(text: str, where: str, example: str, exact: bool = False) -> dict[str, Any]:
+    """The first JSON object in ``text`` (the whole text when ``exact``); ParseError otherwise.
+
+    ``where`` names the place in the answer, ``example`` is what the model should write.
+    """
+    start = text.find("{")
+    if start < 0 or (exact and text[:start].strip()):
+        raise ParseError(f"{where} holds no JSON object; write {example}")
+    try:
+        obj, end = _DECODER.raw_decode(text, start)
+    except ValueError as err:
+        pos = getattr(err, "pos", 0)
+        msg = getattr(err, "msg", str(err))
+        if pos >= len(text.rstrip()) or msg.startswith("Unterminated string"):
+            raise ParseError(
+                f"the JSON in {where} is cut off; write the complete {example}"
+            ) from None
+        where_err = f" at character {pos - start}" if hasattr(err, "pos") else ""
+        raise ParseError(f"{where} is not valid JSON ({msg}{where_err}); write {example}") from None
+    if exact and text[end:].strip():
+        extra = snippet(text[end:].strip(), 20)
+        raise ParseError(f"{where} has text after the JSON object ({extra}); write only {example}")
+    return obj
+
+
+_UNESCAPE = {"n": "\n", "t": "\t", "r": "\r", "'": "'", '"': '"', "\\": "\\"}
+_ESCAPE = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def unescape(s: str) -> str:
+    """Resolve the escapes a model writes in a quoted string (``\\n \\t \\r \\' \\" \\\\``).
+
+    Any other backslash stays as it is (``C:\\Users``).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] in _UNESCAPE:
+            out.append(_UNESCAPE[s[i + 1]])
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def escape_single(s: str) -> str:
+    """``s`` escaped for a single-quoted string; ``unescape`` inverts it."""
+    return "".join(_ESCAPE.get(c, c) for c in s)
+
+
+def num(v: float) -> int | float:
+    """An int when the coordinate is integral (how models write them), else the float."""
+    return int(v) if float(v).is_integer() else float(v)
+
+
+# -- python-like calls (UI-TARS) ---------------------------------------------------------------
+@dataclass
+class Call:
+    """A call as written: ``name(key='value', ...)``; values are unescaped strings."""
+
+    name: str
+    args: dict[str, str] = field(default_factory=dict)
+    unterminated: set[str] = field(default_factory=set)
+    """Arguments whose quoted value ran to the end of the text."""
+    closed: bool = False
+    """Whether the closing parenthesis was found."""
+
+
+_KEY = re.compile(r"([A-Za-z_]\w*)\s*=\s*")
+_BARE = re.compile(r"[^,)\s]+")
+# A quote closes a string only when what follows can follow a value: a comma, the closing
+# parenthesis, the end, or (a missing comma) the next ``key=``. So ``don't`` stays in the text.
+_CLOSES = re.compile(r"\s*(?:[,)]|$)|\s+[A-Za-z_]\w*\s*=", re.DOTALL)
+
+
+def scan_call(text: str, name: str, start: int) -> Call:
+    """Read the arguments of a call whose ``name(`` ends at ``start``. Raises ParseError."""
+    call = Call(name)
+    i, n = start, len(text)
+    while True:
+        while i < n and (text[i].isspace() or text[i] == ","):
+            i += 1
+        if i >= n:
+            return call
+        if text[i] == ")":
+            call.closed = True
+            return call
+        m = _KEY.match(text, i)
+        if not m:
+            raise ParseError(
+                f"cannot read the arguments of {name}() at {snippet(text[i:], 20)}; "
+                f"write {name}(key='value', ...)"
+            )
+        key, i = m.group(1), m.end()
+        if key in call.args:
+            raise ParseError(f"{name}() repeats the argument {key!r}; give it once")
+        if i < n and text[i] in "'\"":
+            value, i, terminated = _scan_string(text, i + 1, text[i])
+            if not terminated:
+                call.unterminated.add(key)
+        else:
+            b = _BARE.match(text, i)
+            if not b:
+                raise ParseError(f"{name}(): {key}= has no value; write {key}='...'")
+            value, i = b.group(0), b.end()
+        call.args[key] = value
+
+
+def _scan_string(text: str, i: int, quote: str) -> tuple[str, int, bool]:
+    buf: list[str] = []
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            buf.append(text[i : i + 2])
+            i += 2
+            continue
+        if c == quote and _CLOSES.match(text, i + 1):
+            return unescape("".join(buf)), i + 1, True
+        buf.append(c)
+        i += 1
+    return unescape("".join(buf)), n, False
+
+
+# -- generated schemas -------------------------------------------------------------------------
+def tidy_schema(schema: Any) -> Any:
+    """A pydantic JSON schema made compact for a prompt: no titles, no ``null`` branches of
+    optional fields, no ``default: null``."""
+    if isinstance(schema, list):
+        return [tidy_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" or (key == "default" and value is None):
+            continue
+        if key == "anyOf":
+            branches = [b for b in value if b != {"type": "null"}]
+            if len(branches) == 1:
+                out.update(tidy_schema(branches[0]))
+                continue
+        out[key] = value if key in ("enum", "required") else tidy_schema(value)
+    return out
+
+
+# -- fitting an action to the device -----------------------------------------------------------
+SYSTEM_KEYS = frozenset({"back", "home", "enter", "menu"})
+SWIPE_SHARE = 0.5
+"""A scroll turned into a swipe moves the finger over this share of the screen."""
+
+
+def extent(space: Space, ctx: StepContext) -> tuple[float, float]:
+    """Size of the model's coordinate space: (1000, 1000) or the resized image."""
+    return (
+        (1000.0, 1000.0) if space == "norm1000" else (float(ctx.resized[0]), float(ctx.resized[1]))
+    )
+
+
+def swipe_for_scroll(action: Scroll, size: tuple[float, float], space: Space) -> Swipe:
+    """The swipe that scrolls a touch screen like ``action``: 'down' reveals content below,
+    so the finger moves up. Centred on the scroll's point (or the screen), kept on screen."""
+    w, h = size
+    p = action.point
+    cx, cy = (p.x, p.y) if p is not None else (w / 2, h / 2)
+    dx, dy = {"down": (0, -1), "up": (0, 1), "left": (1, 0), "right": (-1, 0)}[action.direction]
+    half = SWIPE_SHARE / 2 * (w if dx else h)
+
+    def at(sign: int) -> Point:
+        x = min(max(cx + sign * dx * half, 0), w)
+        y = min(max(cy + sign * dy * half, 0), h)
+        return Point(x=round(x), y=round(y), space=space)
+
+    return Swipe(start=at(-1), end=at(1))
+
+
+def fit(action: Any, ctx: StepContext, space: Space) -> Any | None:
+    """``action`` if the device offers its kind, else its obvious synonym there, else None.
+
+    Synonyms: click <-> tap (left, single), drag -> swipe (from a given start), scroll -> swipe
+    on a touch screen, one system key (back/home/enter/menu) -> system_button.
+    """
+    kinds = ctx.kinds
+    if action.kind in kinds:
+        return action
+    if (
+        isinstance(action, Click)
+        and "tap" in kinds
+        and (action.button, action.count) == ("left", 1)
+    ):
+        return Tap(point=action.point)
+    if isinstance(action, Tap) and "click" in kinds:
+        return Click(point=action.point)
+    if isinstance(action, Drag) and "swipe" in kinds and action.start and action.button == "left":
+        return Swipe(start=action.start, end=action.end)
+    if isinstance(action, Scroll) and "swipe" in kinds:
+        return swipe_for_scroll(action, extent(space, ctx), space)
+    if isinstance(action, Hotkey) and "system_button" in kinds and len(action.keys) == 1:
+        key = action.keys[0]
+        return SystemButton(button=key) if key in SYSTEM_KEYS else None
+    return None
+
+
+def require(action: Any, ctx: StepContext, space: Space, called: str, offered: list[str]) -> Any:
+    """``fit(action)``, or a ParseError naming what the model may use instead."""
+    out = fit(action, ctx, space)
+    if out is None:
+        raise ParseError(
+            f"{called} is not available on this device; use one of: {', '.join(offered)}"
+        )
+    return out
+
+
+# -- formatting --------------------------------------------------------------------------------
+def xy(p: Point, space: Space, dialect: str) -> list[int | float]:
+    """``[x, y]`` of a point that must already be in the dialect's space."""
+    if p.space != space:
+        raise ValueError(f"{dialect} writes points in {space}, got {p}; convert it first")
+    return [num(p.x), num(p.y)]
+
+
+def call_arguments(action: Any, space: Space, dialect: str) -> dict[str, Any]:
+    """A generic tool call's arguments for ``action``: its non-default fields, points as [x, y]."""
+    out: dict[str, Any] = {}
+    for name in type(action).model_fields:
+        value = getattr(action, name)
+        if name == "kind" or value == type(action).model_fields[name].default:
+            continue
+        out[name] = xy(value, space, dialect) if isinstance(value, Point) else value
+    return out
+
+
+def split_keys(keys: list[str]) -> list[str]:
+    """Key names, with a combo written as one token ('ctrl+c') split, normalised ('Return' ->
+    'enter')."""
+    out: list[str] = []
+    for k in keys:
+        parts = k.split("+") if "+" in k.strip("+") else [k]
+        out.extend(normalize_key(p) for p in parts if p.strip() or p == " ")
+    return out
