@@ -7,6 +7,8 @@ show the model is generated here (``arguments_schema``), never written by hand e
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -241,7 +243,13 @@ def arguments_schema(kind: str, bounds: tuple[float, float] | None = None) -> di
     """JSON schema of a call's arguments as the model writes them: every point is ``[x, y]``.
 
     ``bounds`` limits each coordinate (e.g. (0, 1000) for norm1000), for prompts and grammars.
+    Generated once per (kind, bounds); each call returns a fresh copy the caller may change.
     """
+    return json.loads(_arguments_schema_json(kind, None if bounds is None else tuple(bounds)))
+
+
+@functools.cache
+def _arguments_schema_json(kind: str, bounds: tuple[float, float] | None) -> str:
     cls = BY_KIND[kind]
     schema = cls.model_json_schema()
     props = dict(schema.get("properties", {}))
@@ -263,7 +271,7 @@ def arguments_schema(kind: str, bounds: tuple[float, float] | None = None) -> di
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         out["required"] = required
-    return out
+    return json.dumps(out)
 
 
 def tool_specs(kinds: frozenset[str] | set[str], bounds: tuple[float, float] | None = None):

@@ -1,0 +1,267 @@
+"""The ``pixelpilot`` command: a thin layer over functions that tests call directly.
+
+Exit codes: 0 success; 1 the run or a scenario did not succeed; 2 bad flag, file or reference
+(one line on stderr); 3 the device failed; 4 the model backend failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.exceptions import TyperException
+from rich.console import Console
+from rich.markup import escape
+
+from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="pixelpilot: visual automation agents on Qwen2-VL-family models.",
+)
+scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenario files.")
+app.add_typer(scenario_app, name="scenario")
+out = Console(highlight=False, soft_wrap=True)
+DEFAULT_RUNS = Path("runs")
+DEMO = "desktop/demo.yaml"
+
+
+def _progress(step: Any) -> None:
+    """One line per step: what was done, where, how long each stage took."""
+    t = step.timings
+    retry = f" [red]{step.retries} rejected[/]" if step.retries else ""
+    if step.error:
+        what = f"[red]error: {escape(step.error)}[/]"
+    elif step.action is None:
+        last = step.attempts[-1].error if step.attempts else ""
+        what = f"[red]no valid action[/] ({escape(last or '')})"
+    else:
+        what = _describe(step)
+    stages = " ".join(
+        f"{k} {t.get(k, 0) * 1000:.0f}ms" for k in ("capture", "generate", "parse", "execute")
+    )
+    out.print(f"step {step.index:>2}  {what}{retry}  [dim]{stages}[/]")
+
+
+def _describe(step: Any) -> str:
+    a, d = step.action, step.device_action
+    pts = [p for p in (getattr(d, n, None) for n in ("point", "start", "end")) if p is not None]
+    where = " ".join(f"({p.x:g},{p.y:g})px" for p in pts)
+    extra = ""
+    if a.kind == "type":
+        extra = f" {a.text!r}"
+    elif a.kind == "hotkey":
+        extra = " " + "+".join(a.keys)
+    elif a.kind == "finish":
+        extra = f" {a.status} {a.answer!r}" if a.answer else f" {a.status}"
+    return f"[bold]{a.kind}[/]{escape(extra)} {where}".rstrip()
+
+
+def _display(width: int, height: int):
+    from pixelpilot.tools.xvfb import ensure_display
+
+    return ensure_display(width, height)
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    model: Annotated[str, typer.Option(help="Model reference, e.g. scripted:outputs.yaml")],
+    dialect: Annotated[str, typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5")],
+    device: Annotated[str, typer.Option(help="desktop[:DISPLAY]")] = "desktop",
+    max_steps: Annotated[int, typer.Option(min=1)] = 15,
+    max_seconds: Annotated[float, typer.Option(min=1)] = 300.0,
+    max_retries: Annotated[int, typer.Option(min=0)] = 2,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+) -> None:
+    """Run TASK with a model on a device and record the trajectory."""
+    from pixelpilot.agent.dialects import get_dialect
+    from pixelpilot.agent.loop import Agent, Budgets
+    from pixelpilot.agent.trajectory import DirectoryRecorder
+    from pixelpilot.tools.desktop import DesktopDevice
+    from pixelpilot.vlm.registry import load_model
+
+    kind, _, arg = device.partition(":")
+    if kind != "desktop":
+        raise UserError(f"unknown device {device!r}; available: desktop[:DISPLAY]")
+    the_dialect = get_dialect(dialect)
+    the_model = load_model(model)
+    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-run")
+    with DesktopDevice(display=arg or None) as dev:
+        agent = Agent(
+            model=the_model,
+            device=dev,
+            dialect=the_dialect,
+            budgets=Budgets(max_steps, max_seconds, max_retries),
+            recorder=rec,
+            on_step=_progress,
+        )
+        result = agent.run(task)
+    _summary(result.status, result.reason, result.answer, result.trajectory)
+    raise typer.Exit(0 if result.status == "success" else 1)
+
+
+def _summary(status: str, reason: str, answer: str, trajectory: str | None) -> None:
+    colour = "green" if status == "success" else "red"
+    line = f"[{colour}]{status}[/]: {escape(reason)}"
+    out.print(line + (f" — answer: {escape(repr(answer))}" if answer else ""))
+    if trajectory:
+        out.print(f"trajectory: {escape(trajectory)}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+) -> None:
+    """Run the built-in demo scenario on a virtual display (scripted model outputs)."""
+    from pixelpilot.scenarios.spec import BUILTIN_DIR
+
+    _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
+
+
+@scenario_app.command("run")
+def scenario_run(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    dialect: Annotated[str | None, typer.Option(help="Only this dialect's script.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+) -> None:
+    """Run one scenario (every dialect it has a script for) and check the outcome."""
+    _run_files([file], dialect=dialect, out_dir=out_dir)
+
+
+@scenario_app.command("test")
+def scenario_test(
+    path: Annotated[Path | None, typer.Argument(help="File or directory (default: built-in).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per step.")] = False,
+) -> None:
+    """Run every scenario under PATH; exit 0 only when every check holds."""
+    from pixelpilot.scenarios.spec import BUILTIN_DIR, discover
+
+    files = discover(path or BUILTIN_DIR)
+    if not files:
+        raise UserError(f"{path or BUILTIN_DIR}: no scenario files (*.yaml) found")
+    _run_files(files, dialect=None, out_dir=out_dir, verbose=verbose)
+
+
+@scenario_app.command("list")
+def scenario_list(
+    path: Annotated[Path | None, typer.Argument(help="File or directory (default: built-in).")] = None,
+) -> None:
+    """List scenarios with their target, dialects and description."""
+    from rich.table import Table
+
+    from pixelpilot.scenarios.spec import BUILTIN_DIR, discover, load_scenario
+
+    table = Table("scenario", "target", "dialects", "description", box=None)
+    for file in discover(path or BUILTIN_DIR):
+        s = load_scenario(file)
+        table.add_row(s.name, s.target.kind, ", ".join(s.scripts), escape(s.description))
+    out.print(table)
+
+
+def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True) -> None:
+    from pixelpilot.scenarios.runner import run_scenario
+    from pixelpilot.scenarios.spec import load_scenario
+
+    scenarios = [load_scenario(f) for f in files]  # every file must load before anything runs
+    sizes = {s.target.screen for s in scenarios}
+    if len(sizes) > 1:
+        raise UserError(f"scenarios need different screens {sorted(sizes)}; run them separately")
+    failed = 0
+    with _display(*sizes.pop()):
+        for s in scenarios:
+            for o in run_scenario(
+                s,
+                dialects=[dialect] if dialect else None,
+                out_dir=out_dir,
+                on_step=_progress if verbose else None,
+            ):
+                mark = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
+                what = escape(f"{o.scenario} [{o.dialect}] {o.result.status}: {o.result.reason}")
+                out.print(f"{mark} {what}")
+                for line in o.failures:
+                    out.print(f"     [red]✗[/] {escape(line)}")
+                if o.result.trajectory:
+                    out.print(f"     trajectory: {escape(o.result.trajectory)}")
+                failed += not o.passed
+    out.print(f"{'[red]' if failed else '[green]'}{failed} failed[/] of {len(scenarios)} scenarios")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command("replay")
+def replay_cmd(
+    trajectory: Annotated[Path, typer.Argument(help="A run directory.")],
+    target: Annotated[
+        bool, typer.Option(help="Start the recorded scenario target first (fixture app).")
+    ] = True,
+) -> None:
+    """Re-execute a trajectory's executed actions on the desktop."""
+    from pixelpilot.agent.replay import replay
+    from pixelpilot.agent.trajectory import load_trajectory
+    from pixelpilot.scenarios.fixture import FixtureApp
+    from pixelpilot.tools.desktop import DesktopDevice
+
+    traj = load_trajectory(trajectory)
+    dev_meta = traj.meta.device
+    recorded_target = traj.meta.extra.get("target")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_display(dev_meta.get("width", 1280), dev_meta.get("height", 800)))
+        if target and recorded_target:
+            stack.enter_context(FixtureApp(command=recorded_target.get("command")))
+        dev = stack.enter_context(DesktopDevice())
+        done = replay(
+            traj, dev, on_step=lambda s, e: out.print(f"step {s.index:>2}  {_describe(s)}")
+        )
+    out.print(f"replayed {len(done)} actions from {escape(str(trajectory))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors and exit codes instead of tracebacks."""
+    signal.signal(signal.SIGTERM, _terminate)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        rc = app(args=argv, standalone_mode=False, prog_name="pixelpilot")
+        return rc if isinstance(rc, int) else 0  # a command's typer.Exit code comes back here
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except TyperException as e:  # typer's usage errors: bad flag, missing argument, ...
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        err.print(f"error: {e.format_message()}{hint}", markup=False)
+        return getattr(e, "exit_code", 2)
+    except UserError as e:
+        err.print(f"error: {e}", markup=False)
+        return 2
+    except DeviceError as e:
+        err.print(f"device error: {e}", markup=False)
+        return 3
+    except ModelError as e:
+        err.print(f"model error: {e}", markup=False)
+        return 4
+    except PixelPilotError as e:
+        err.print(f"error: {e}", markup=False)
+        return 1
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # the loop ends the run cleanly and the recorder flushes
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,205 @@
+"""The agent loop: observe -> prompt -> generate -> parse -> check -> execute -> record.
+
+Errors are caught by kind (see errors.py): a ModelRetry (bad output, point off-screen, policy
+refusal) goes back to the model with its reason, at most ``max_retries`` times per step and is
+never executed; a DeviceError or ModelError ends the run with status "error", the trajectory
+intact. Recording and progress reporting are callbacks around the loop, not code inside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from pixelpilot.agent.actions import Action
+from pixelpilot.agent.dialects import get_dialect
+from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
+from pixelpilot.agent.errors import DeviceError, ModelError, ModelRetry
+from pixelpilot.agent.geometry import to_device
+from pixelpilot.agent.trajectory import (
+    Attempt,
+    NullRecorder,
+    Recorder,
+    RunMeta,
+    RunResult,
+    Status,
+    StepRecord,
+    package_versions,
+)
+from pixelpilot.tools.base import Device, Observation
+from pixelpilot.vlm.base import VisionModel
+
+Policy = Callable[[Action], None]
+"""Called with every parsed action before it runs; raise ActionDenied to refuse it."""
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits of one run. max_retries counts rejected answers per step."""
+
+    max_steps: int = 15
+    max_seconds: float = 300.0
+    max_retries: int = 2
+
+
+class _EndRun(Exception):
+    def __init__(self, status: Status, reason: str, answer: str = "") -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.answer = status, reason, answer
+
+
+class Agent:
+    """Runs tasks with one model on one (already opened) device.
+
+    >>> Agent(model=ScriptedModel([...]), device=desktop, dialect="qwen2vl").run("Click OK")
+    """
+
+    def __init__(
+        self,
+        *,
+        model: VisionModel,
+        device: Device,
+        dialect: Dialect | str,
+        budgets: Budgets | None = None,
+        recorder: Recorder | None = None,
+        policy: Policy | None = None,
+        on_step: Callable[[StepRecord], None] | None = None,
+        ask_user: Callable[[str], str] | None = None,
+        meta_extra: dict | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
+        self.budgets = budgets or Budgets()
+        self.recorder = recorder or NullRecorder()
+        self.policy = policy
+        self.on_step = on_step
+        self.ask_user = ask_user
+        self.meta_extra = meta_extra or {}
+
+    def run(self, task: str) -> RunResult:
+        """Work on ``task`` until the model finishes, a budget runs out or something fails."""
+        t_start = time.monotonic()
+        geom = self.device.geometry
+        self.recorder.start(
+            RunMeta(
+                task=task,
+                model=self.model.name,
+                dialect=self.dialect.name,
+                device={"name": self.device.name, "kind": self.device.kind, **asdict(geom)},
+                budgets=asdict(self.budgets),
+                versions=package_versions(),
+                extra=self.meta_extra,
+            )
+        )
+        steps: list[StepRecord] = []
+        history: list[Turn] = []
+        end = _EndRun("step_budget", f"the step budget ({self.budgets.max_steps}) ran out")
+        try:
+            for index in range(1, self.budgets.max_steps + 1):
+                self._check_time(t_start)
+                step, outcome = self._step(index, task, history, t_start)
+                steps.append(step)
+                if self.on_step is not None:
+                    self.on_step(step)
+                if outcome is not None:
+                    end = outcome
+                    break
+        except _EndRun as stop:
+            end = stop
+        except KeyboardInterrupt:
+            end = _EndRun("error", "interrupted")
+        result = RunResult(
+            status=end.status,
+            answer=end.answer,
+            reason=end.reason,
+            steps=steps,
+            seconds=time.monotonic() - t_start,
+        )
+        return self.recorder.finish(result)
+
+    def _check_time(self, t_start: float) -> None:
+        if time.monotonic() - t_start > self.budgets.max_seconds:
+            raise _EndRun("time_budget", f"the time budget ({self.budgets.max_seconds:g} s) ran out")
+
+    def _step(
+        self, index: int, task: str, history: list[Turn], t_start: float
+    ) -> tuple[StepRecord, _EndRun | None]:
+        step = StepRecord(index=index, started_at=time.time(), geometry={})
+        timings = step.timings  # filled in place as the stages run
+        timings.update(dict.fromkeys(("capture", "prompt", "generate", "parse", "execute"), 0.0))
+        try:
+            obs = self.device.observe()
+        except DeviceError as exc:
+            step.error = str(exc)
+            return self._record(step, None), _EndRun("error", str(exc))
+        timings["capture"] = obs.seconds
+        geom = obs.geometry
+        step.geometry = asdict(geom)
+        step.resized = resized = self.model.resized_size(geom.width, geom.height)
+        ctx = StepContext(self.device.kind, self.device.supported, geom, resized)
+        feedback: str | None = None
+        for _ in range(self.budgets.max_retries + 1):
+            self._check_time(t_start)
+            t0 = time.perf_counter()
+            prompt = self.dialect.build_prompt(task, history, obs.image, ctx, feedback)
+            timings["prompt"] += time.perf_counter() - t0
+            try:
+                gen = self.model.generate(prompt)
+            except ModelError as exc:
+                step.error = str(exc)
+                return self._record(step, obs), _EndRun("error", str(exc))
+            timings["generate"] += gen.seconds
+            attempt = Attempt(
+                raw=gen.text,
+                generate_s=gen.seconds,
+                prompt_tokens=gen.prompt_tokens,
+                output_tokens=gen.output_tokens,
+                visual_tokens=gen.visual_tokens,
+            )
+            step.attempts.append(attempt)
+            try:
+                t0 = time.perf_counter()
+                action = self.dialect.parse(gen.text, ctx)
+                device_action = to_device(action, geom, resized)
+                if self.policy is not None:
+                    self.policy(action)
+                timings["parse"] += time.perf_counter() - t0
+                attempt.action = action
+                t0 = time.perf_counter()
+                outcome, result_text = self._act(action, device_action, step)
+                timings["execute"] = time.perf_counter() - t0
+            except ModelRetry as exc:
+                feedback = attempt.error = str(exc)
+                attempt.action = None
+                continue
+            except DeviceError as exc:
+                step.error = str(exc)
+                return self._record(step, obs), _EndRun("error", str(exc))
+            step.action, step.device_action = action, device_action
+            history.append(Turn(raw=gen.text, result=result_text))
+            return self._record(step, obs), outcome
+        reason = f"no valid action after {len(step.attempts)} answers; last error: {feedback}"
+        return self._record(step, obs), _EndRun("failure", reason)
+
+    def _act(
+        self, action: Action, device_action: Action, step: StepRecord
+    ) -> tuple[_EndRun | None, str]:
+        """Carry out one accepted action: (how the run ends or None, what the model is told)."""
+        if action.kind == "finish":
+            end = _EndRun(action.status, f"the model finished ({action.status})", action.answer)
+            return end, "Finished."
+        if action.kind == "ask_user":
+            if self.ask_user is None:
+                reason = f"the model asked the user {action.question!r} and no one can answer"
+                return _EndRun("failure", reason), ""
+            return None, f"The user answered: {self.ask_user(action.question)}"
+        step.executed = self.device.execute(device_action)
+        return None, "Done."
+
+    def _record(self, step: StepRecord, obs: Observation | None) -> StepRecord:
+        t0 = time.perf_counter()
+        recorded = self.recorder.append(step, obs.image if obs is not None else None)
+        recorded.timings["record"] = time.perf_counter() - t0
+        return recorded

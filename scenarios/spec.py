@@ -1,0 +1,191 @@
+"""The scenario file format: a target, a task, scripted model outputs, and checks on real state.
+
+A scenario is a YAML file::
+
+    name: click-submit                  # optional; defaults to the file name
+    description: Click Submit once.     # optional
+    target:                             # what to start and act on
+      kind: desktop                     # desktop (android and robot come later)
+      app: fixture                      # the built-in Tk fixture app, or:
+      # command: [xterm]                # any command (then no state checks)
+      screen: [1280, 800]               # the display size the coordinates assume
+    task: Click the Submit button.
+    budgets: {max_steps: 5, max_seconds: 60, max_retries: 2}
+    scripts:                            # one run per dialect, each with its raw outputs
+      qwen2vl:
+        - "✿FUNCTION✿: click\\n✿ARGS✿: {\\"point\\": [500, 300]}"
+        - "✿FUNCTION✿: finish\\n✿ARGS✿: {}"
+      uitars: [...]
+    expect:                             # how each run must end
+      status: success                   # success | failure | step_budget | time_budget | error
+      retries: 0                        # optional: exact number of rejected answers
+      answer_contains: ""               # optional
+    checks:                             # on the target's real state after the run
+      - {path: submit_count, equals: 1}
+      - {path: fields.name, equals: "Zoë — 東京 ✓"}
+      - {path: list.first_visible, at_least: 20}
+
+A check names a dot path into the target's state (list indices are numbers) and exactly one
+test: equals, not_equals, at_least, at_most, contains, exists. Checks are polled briefly, since
+an app updates its state a moment after the input arrives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pixelpilot.agent.errors import ScenarioError
+
+_MISSING = object()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Target(_Strict):
+    kind: Literal["desktop"] = "desktop"
+    app: Literal["fixture"] | None = None
+    command: list[str] | None = None
+    screen: tuple[int, int] = (1280, 800)
+
+    @model_validator(mode="after")
+    def _one_app(self) -> Target:
+        if (self.app is None) == (self.command is None):
+            raise ValueError("give exactly one of 'app' or 'command'")
+        return self
+
+
+class ScenarioBudgets(_Strict):
+    max_steps: int = Field(10, ge=1, le=200)
+    max_seconds: float = Field(120, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+
+
+class Expect(_Strict):
+    status: Literal["success", "failure", "step_budget", "time_budget", "error"] = "success"
+    retries: int | None = None
+    answer_contains: str | None = None
+
+
+class Check(_Strict):
+    path: str
+    equals: Any = _MISSING
+    not_equals: Any = _MISSING
+    at_least: float | None = None
+    at_most: float | None = None
+    contains: Any = _MISSING
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Check:
+        tests = [n for n in ("equals", "not_equals", "contains") if getattr(self, n) is not _MISSING]
+        tests += [n for n in ("at_least", "at_most", "exists") if getattr(self, n) is not None]
+        if len(tests) != 1:
+            raise ValueError(
+                "give exactly one of equals, not_equals, at_least, at_most, contains, exists"
+            )
+        return self
+
+    def evaluate(self, state: dict[str, Any]) -> tuple[bool, str]:
+        """(passed, one-line description with the actual value)."""
+        value = lookup(state, self.path)
+        if self.exists is not None:
+            ok = (value is not _MISSING) == self.exists
+            return ok, f"{self.path} {'exists' if self.exists else 'is absent'}"
+        shown = "<missing>" if value is _MISSING else repr(value)
+        if self.equals is not _MISSING:
+            return value == self.equals, f"{self.path} == {self.equals!r} (got {shown})"
+        if self.not_equals is not _MISSING:
+            return value != self.not_equals, f"{self.path} != {self.not_equals!r} (got {shown})"
+        if self.contains is not _MISSING:
+            ok = isinstance(value, (str, list, dict)) and self.contains in value
+            return ok, f"{self.path} contains {self.contains!r} (got {shown})"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.at_least is not None:
+            return number and value >= self.at_least, f"{self.path} >= {self.at_least:g} (got {shown})"
+        return number and value <= self.at_most, f"{self.path} <= {self.at_most:g} (got {shown})"
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    target: Target
+    task: str = Field(min_length=1)
+    budgets: ScenarioBudgets = ScenarioBudgets()
+    scripts: dict[str, list[str]] = Field(min_length=1)
+    expect: Expect = Expect()
+    checks: list[Check] = Field(default_factory=list)
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _known_dialects(self) -> Scenario:
+        from pixelpilot.agent.dialects import DIALECTS
+
+        for name, outputs in self.scripts.items():
+            if name not in DIALECTS:
+                raise ValueError(
+                    f"scripts: unknown dialect {name!r}; use one of: {', '.join(DIALECTS)}"
+                )
+            if not outputs:
+                raise ValueError(f"scripts.{name}: needs at least one output")
+        if self.checks and self.target.app is None:
+            raise ValueError("checks need a target with state (app: fixture)")
+        return self
+
+
+def lookup(state: Any, path: str) -> Any:
+    """Value at a dot path ('fields.name', 'events.0'), or a sentinel when absent."""
+    node = state
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raises ScenarioError with one line saying what is wrong."""
+    file = Path(path)
+    if not file.is_file():
+        raise ScenarioError(f"{file}: no such scenario file")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ScenarioError(f"{file}: {where}{getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{file}: a scenario is a YAML mapping (task, target, scripts, ...)")
+    data.setdefault("name", file.stem)
+    data["path"] = str(file)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise ScenarioError(f"{file}: {loc + ': ' if loc else ''}{msg}") from None
+
+
+def discover(root: str | Path) -> list[Path]:
+    """Scenario files under ``root`` (a file or a directory), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise ScenarioError(f"{root}: no such file or directory")
+    return sorted(p for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+BUILTIN_DIR = Path(__file__).parent
+"""Where the shipped scenarios live (``desktop/*.yaml``)."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: one X display for the whole session, the Tk fixture app, a desktop device.
+
+``display`` starts ONE Xvfb (1280x800) unless ``$DISPLAY`` is already set, and points
+``DISPLAY`` at it before anything imports pyautogui (which binds the display it finds when
+first imported, once per process). Tests that need it skip only when Xvfb is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from pixelpilot.scenarios.fixture import FixtureApp
+from pixelpilot.tools.desktop import DesktopDevice
+from pixelpilot.tools.xvfb import VirtualDisplay, xvfb_available
+
+SCREEN = (1280, 800)
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """The X display of this test session (":N")."""
+    current = os.environ.get("DISPLAY")
+    if current:
+        yield current
+        return
+    if not xvfb_available():
+        pytest.skip("Xvfb is not installed; install it with: apt-get install xvfb xauth")
+    with VirtualDisplay(*SCREEN) as vd:
+        os.environ["DISPLAY"] = vd.display
+        try:
+            yield vd.display
+        finally:
+            os.environ.pop("DISPLAY", None)
+
+
+@pytest.fixture
+def fixture_app(display: str) -> Iterator[FixtureApp]:
+    """The Tk fixture app, started fresh for the test and ready."""
+    with FixtureApp(display=display, width=SCREEN[0], height=SCREEN[1]) as app:
+        yield app
+
+
+@pytest.fixture
+def desktop(display: str) -> Iterator[DesktopDevice]:
+    """An open DesktopDevice on the session display."""
+    device = DesktopDevice(display=display)
+    device.open()
+    try:
+        yield device
+    finally:
+        device.close()

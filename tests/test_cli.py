@@ -1,0 +1,163 @@
+"""The pixelpilot command as users run it: a real subprocess, real display, real files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pixelpilot.agent.trajectory import load_trajectory
+from pixelpilot.scenarios.fixture import FixtureApp
+from pixelpilot.scenarios.spec import BUILTIN_DIR
+from pixelpilot.tools.xvfb import VirtualDisplay
+
+CLI = [sys.executable, "-m", "pixelpilot.agent.cli"]
+WAIT = '✿FUNCTION✿: wait\n✿ARGS✿: {"seconds": 0.2}'
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy()
+    )
+
+
+def script(tmp_path: Path, outputs: list[str]) -> str:
+    f = tmp_path / "outputs.yaml"
+    f.write_text(yaml.safe_dump(outputs, allow_unicode=True), encoding="utf-8")
+    return f"scripted:{f}"
+
+
+@pytest.mark.parametrize("args", [[], ["run"], ["scenario"], ["scenario", "test"], ["replay"], ["demo"]])
+def test_help_everywhere(args):
+    r = cli(*args, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "x", "--bogus"], "No such option: --bogus"),
+        (["run", "x", "--dialect", "qwen2vl"], "Missing option '--model'"),
+        (["run", "x", "--model", "scripted:/no/such.yaml", "--dialect", "qwen2vl"], "not found"),
+        (["run", "x", "--model", "llava", "--dialect", "qwen2vl"], "unknown model 'llava'"),
+        (["run", "x", "--model", "scripted:{script}", "--dialect", "qwen9"], "unknown dialect"),
+        (["run", "x", "--model", "scripted:{script}", "--dialect", "qwen2vl", "--device", "toaster"],
+         "unknown device 'toaster'"),
+        (["run", "x", "--model", "scripted:{script}", "--dialect", "qwen2vl", "--max-steps", "0"],
+         "--max-steps"),
+        (["scenario", "run", "/no/such.yaml"], "no such scenario file"),
+        (["scenario", "run", "{bad}"], "unknown field"),
+        (["scenario", "test", "/no/such/dir"], "no such file or directory"),
+        (["replay", "/tmp"], "not a trajectory directory"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
+    outputs = tmp_path / "o.yaml"
+    outputs.write_text("- x\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: t\ntarget: {app: fixture}\nscripts: {qwen2vl: [x]}\ncolour: red\n")
+    args = [a.replace("scripted:{script}", f"scripted:{outputs}").replace("{bad}", str(bad)) for a in args]
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_scenario_list():
+    r = cli("scenario", "list")
+    assert r.returncode == 0
+    for name in ("demo", "click_submit", "drag_block", "give_up_malformed"):
+        assert name in r.stdout
+
+
+def test_scenario_run_pass_and_fail(display, tmp_path):
+    r = cli("scenario", "run", str(BUILTIN_DIR / "desktop" / "click_submit.yaml"),
+            "--dialect", "uitars", "--out", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS click_submit [uitars]" in r.stdout and "trajectory:" in r.stdout
+    wrong = tmp_path / "wrong.yaml"
+    text = (BUILTIN_DIR / "desktop" / "click_submit.yaml").read_text(encoding="utf-8")
+    wrong.write_text(text.replace("equals: 1", "equals: 5"), encoding="utf-8")
+    r = cli("scenario", "run", str(wrong), "--dialect", "qwen2vl", "--out", str(tmp_path))
+    assert r.returncode == 1 and "FAIL" in r.stdout and "submit_count == 5 (got 1)" in r.stdout
+
+
+def test_scenario_commands_start_their_own_display(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    r = cli("scenario", "run", str(BUILTIN_DIR / "desktop" / "click_submit.yaml"),
+            "--dialect", "qwen2vl", "--out", str(tmp_path), env=env)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_run_task_and_replay(display, tmp_path):
+    with FixtureApp() as app:
+        model = script(tmp_path, ['✿FUNCTION✿: click\n✿ARGS✿: {"point": [399, 351]}',
+                                  '✿FUNCTION✿: finish\n✿ARGS✿: {"answer": "clicked"}'])  # fmt: skip
+        r = cli("run", "Click Submit", "--model", model, "--dialect", "qwen2vl", "--out", str(tmp_path))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "step  1  click (510,280)px" in r.stdout and "answer: 'clicked'" in r.stdout
+        app.wait_for(lambda s: s["submit_count"] == 1)
+        run_dir = next(p for p in tmp_path.iterdir() if p.name.endswith("-run"))
+        r = cli("replay", str(run_dir))
+        assert r.returncode == 0 and "replayed 1 actions" in r.stdout, r.stdout + r.stderr
+        app.wait_for(lambda s: s["submit_count"] == 2)
+
+
+def _start_run(tmp_path: Path, env: dict) -> subprocess.Popen:
+    model = script(tmp_path, [WAIT] * 50)
+    return subprocess.Popen(
+        [*CLI, "run", "wait a lot", "--model", model, "--dialect", "qwen2vl", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _wait_for_steps(tmp_path: Path, n: int) -> Path:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for steps in tmp_path.glob("*-run/steps.jsonl"):
+            if steps.read_text().count("\n") >= n:
+                return steps.parent
+        time.sleep(0.05)
+    raise AssertionError("the run did not record steps")
+
+
+def test_killed_run_keeps_every_finished_step(display, tmp_path):
+    proc = _start_run(tmp_path, os.environ.copy())
+    run_dir = _wait_for_steps(tmp_path, 3)
+    proc.kill()
+    proc.wait()
+    traj = load_trajectory(run_dir)
+    assert traj.status == "incomplete" and len(traj.steps) >= 3
+    assert [s.index for s in traj.steps] == list(range(1, len(traj.steps) + 1))
+
+
+def test_sigterm_ends_the_run_cleanly(display, tmp_path):
+    proc = _start_run(tmp_path, os.environ.copy())
+    run_dir = _wait_for_steps(tmp_path, 2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "interrupted" in out
+    traj = load_trajectory(run_dir)
+    assert traj.status == "error" and traj.result["reason"] == "interrupted"
+    assert all(traj.screenshot_path(s) for s in traj.steps)
+
+
+def test_display_that_vanishes_ends_the_run_with_the_trajectory(tmp_path):
+    with VirtualDisplay(320, 240) as vd:
+        env = {**os.environ, "DISPLAY": vd.display}
+        proc = _start_run(tmp_path, env)
+        run_dir = _wait_for_steps(tmp_path, 2)
+        vd.stop()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out + err
+    assert "error" in out and "Traceback" not in err
+    traj = load_trajectory(run_dir)
+    assert traj.status == "error" and len(traj.steps) >= 2
+    assert traj.steps[-1].error and traj.result["reason"] == traj.steps[-1].error

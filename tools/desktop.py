@@ -1,0 +1,479 @@
+"""The desktop device: mss screenshots in, pyautogui pointer and xdotool keyboard out (X11).
+
+Executing an action is split in two, as in android_env: ``plan`` is a pure function that turns
+an action (points in screen_px) into the exact commands to run, JSON-able lists such as
+``["pyautogui.click", {"x": 640.0, "y": 400.0, "button": "left", "clicks": 1, ...}]`` or
+``["xdotool", "type", "--delay", "0", "--", "hello"]``; ``DesktopDevice`` runs them by looking
+the name up in a table of allowed callables (never ``eval``) or as an argv list (never a shell).
+
+Why xdotool for text: pyautogui's ``write`` drops every non-ASCII character silently and, on
+the default X keymap, types '>' for '<'. ``xdotool type`` types any Unicode character by
+remapping a spare keycode; that remapping races with the app unless keys are spaced out, so
+lines with non-ASCII text get ``--delay type_delay_ms`` and pure-ASCII lines ``--delay 0``.
+
+pyautogui binds the X display when it is first imported, once per process; it is imported
+lazily, with ``DISPLAY`` set to the device's display, and a device on another display raises
+ConfigError. After the X server dies python-xlib spins forever on the next request, so the
+device checks the server's socket before every action and maps failures to DeviceLost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import socket
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from PIL import Image
+
+from pixelpilot.agent.actions import (
+    DESKTOP_KINDS,
+    Action,
+    Click,
+    Drag,
+    Hotkey,
+    Move,
+    Point,
+    Scroll,
+    TypeText,
+    normalize_key,
+)
+from pixelpilot.agent.errors import (
+    ActionRejected,
+    ConfigError,
+    DeviceError,
+    DeviceLost,
+    DeviceNotConnected,
+    FailSafeTriggered,
+    PixelPilotError,
+)
+from pixelpilot.agent.geometry import ScreenGeometry, to_logical
+from pixelpilot.tools.base import Device, Executed, Observation
+from pixelpilot.tools.xvfb import ensure_xauthority
+
+__all__ = [
+    "KNOWN_KEYS",
+    "Command",
+    "DesktopDevice",
+    "display_alive",
+    "hotkey_keys",
+    "load_pyautogui",
+    "plan",
+]
+
+Command = list[Any]
+
+_NAMED_KEYS = """
+    add alt altleft altright apps backspace capslock ctrl ctrlleft ctrlright decimal del delete
+    divide down end enter esc escape execute help home insert left multiply numlock pagedown
+    pageup pause pgdn pgup print printscreen prntscrn prtsc prtscr return right scrolllock
+    select separator shift shiftleft shiftright space subtract tab up win winleft winright
+""".split()  # noqa: SIM905 - a word list reads better than 50 quoted strings
+KNOWN_KEYS: frozenset[str] = frozenset(
+    _NAMED_KEYS
+    + [f"f{i}" for i in range(1, 25)]
+    + [f"num{i}" for i in range(10)]
+    + [c for c in string.printable if c not in "\x0b\x0c"]
+)
+"""Key names pyautogui can press on X11 (its KEY_NAMES minus those with no X11 keysym)."""
+
+FAILSAFE_MESSAGE = (
+    "pyautogui fail-safe: the pointer is in a screen corner, so a human took over; "
+    "move it away from the corner and re-run"
+)
+
+
+# -- pure: action -> commands ---------------------------------------------------------------
+def plan(
+    action: Action,
+    geometry: ScreenGeometry,
+    *,
+    pointer: tuple[float, float] | None = None,
+    type_delay_ms: int = 8,
+    drag_steps: int = 10,
+    click_interval: float = 0.05,
+) -> list[Command]:
+    """The exact commands that perform ``action`` (points in screen_px) on ``geometry``.
+
+    Pointer coordinates become pyautogui's global logical coordinates (``to_logical``: origin
+    of the monitor plus pixels / scale). ``pointer`` is the current pointer position in
+    screen_px, needed only by a drag without a start. Raises ActionRejected for keys or text
+    that cannot be typed. Control actions (finish, ask_user) need no commands.
+    """
+    if isinstance(action, Click):
+        return [[
+            "pyautogui.click",
+            {**_xy(action.point, geometry), "button": action.button, "clicks": action.count,
+             "interval": click_interval if action.count > 1 else 0.0},
+        ]]  # fmt: skip
+    if isinstance(action, Move):
+        return [["pyautogui.moveTo", _xy(action.point, geometry)]]
+    if isinstance(action, Drag):
+        return _drag(action, geometry, pointer, drag_steps)
+    if isinstance(action, Scroll):
+        vertical = action.direction in ("up", "down")
+        sign = 1 if action.direction in ("up", "right") else -1
+        args: dict[str, Any] = {"clicks": sign * action.amount}
+        if action.point is not None:
+            args.update(_xy(action.point, geometry))
+        return [["pyautogui.scroll" if vertical else "pyautogui.hscroll", args]]
+    if isinstance(action, TypeText):
+        return _type(action.text, type_delay_ms)
+    if isinstance(action, Hotkey):
+        return [["pyautogui.hotkey", {"keys": hotkey_keys(action.keys)}]]
+    if action.kind in ("finish", "ask_user", "wait"):
+        return []
+    raise ActionRejected(f"the desktop cannot do {action.kind!r}")
+
+
+def _xy(p: Point, geom: ScreenGeometry) -> dict[str, float]:
+    x, y = to_logical(p.x, p.y, geom)  # type: ignore[arg-type]  # float pixels are fine here
+    return {"x": round(float(x), 2), "y": round(float(y), 2)}
+
+
+def _drag(
+    action: Drag, geom: ScreenGeometry, pointer: tuple[float, float] | None, steps: int
+) -> list[Command]:
+    """mouseDown, ``steps`` moveTo steps, mouseUp: apps see real motion events."""
+    if steps < 1:
+        raise ValueError("drag_steps must be at least 1")
+    end = action.end
+    if action.start is not None:
+        sx, sy = action.start.x, action.start.y
+        start = _xy(action.start, geom)
+        cmds: list[Command] = [["pyautogui.mouseDown", {**start, "button": action.button}]]
+    elif pointer is not None:
+        sx, sy = pointer
+        cmds = [["pyautogui.mouseDown", {"button": action.button}]]  # press where it is
+    else:
+        raise ValueError("a drag without a start needs the current pointer position")
+    for i in range(1, steps + 1):
+        p = Point(x=sx + (end.x - sx) * i / steps, y=sy + (end.y - sy) * i / steps,
+                  space="screen_px")  # fmt: skip
+        cmds.append(["pyautogui.moveTo", _xy(p, geom)])
+    cmds.append(["pyautogui.mouseUp", {**_xy(end, geom), "button": action.button}])
+    return cmds
+
+
+def _type(text: str, delay_ms: int) -> list[Command]:
+    """One ``xdotool type`` per line (text as one argv element after ``--``), Enter between."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    bad = sorted({c for c in text if (ord(c) < 32 and c not in "\t\n") or ord(c) == 127})
+    if bad:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in bad)
+        raise ActionRejected(f"type: text holds control characters ({codes}); use hotkey for keys")
+    cmds: list[Command] = []
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line:
+            delay = 0 if line.isascii() else delay_ms
+            cmds.append(["xdotool", "type", "--delay", str(delay), "--", line])
+        if i < len(lines) - 1:
+            cmds.append(["pyautogui.press", {"keys": "enter"}])
+    return cmds
+
+
+_BLANK_KEYS = {" ": "space", "\t": "tab", "\n": "enter", "\r": "enter"}
+
+
+def hotkey_keys(keys: list[str]) -> list[str]:
+    """Normalized key names; ActionRejected naming the first key pyautogui cannot press."""
+    out = []
+    for key in keys:
+        k = normalize_key(key) if key.strip() else _BLANK_KEYS.get(key, key)
+        if k not in KNOWN_KEYS:
+            raise ActionRejected(
+                f"hotkey: unknown key {key!r}; use names like ctrl, alt, shift, win, enter, esc, "
+                "tab, backspace, delete, up, pagedown, f1..f24, or a single character"
+            )
+        out.append(k)
+    return out
+
+
+# -- I/O -----------------------------------------------------------------------------------------
+def _parse_display(display: str) -> tuple[str, int]:
+    host, _, rest = display.rpartition(":")
+    try:
+        number = int(rest.split(".", 1)[0])
+    except ValueError:
+        raise ConfigError(f"bad X display name {display!r}; expected ':N' or 'host:N'") from None
+    return ("" if host == "unix" else host), number
+
+
+def display_alive(display: str) -> bool | None:
+    """Whether a local X server accepts connections on ``display`` (None: remote, unknown).
+
+    Only opens and closes the server's Unix socket; no X request is sent.
+    """
+    host, number = _parse_display(display)
+    if host:
+        return None
+    path = f"/tmp/.X11-unix/X{number}"
+    for address in ("\0" + path, path) if sys.platform == "linux" else (path,):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            try:
+                s.connect(address)
+                return True
+            except OSError:
+                continue
+    return False
+
+
+_broken: str | None = None
+"""Why pyautogui's X connection is unusable in this process (it never reconnects)."""
+
+
+def _connection_error(exc: BaseException) -> BaseException | None:
+    """The socket error behind ``exc`` when python-xlib lost its connection, else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) or type(seen).__name__ == "ConnectionClosedError":
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def load_pyautogui(display: str) -> ModuleType:
+    """pyautogui bound to ``display``: imported now with DISPLAY set, or checked if imported.
+
+    Raises DeviceLost once its connection broke (e.g. the X server restarted on the same
+    number): python-xlib does not reconnect, and its next request would spin forever.
+    """
+    if _broken is not None:
+        raise DeviceLost(
+            f"pyautogui's X connection broke ({_broken}); it cannot reconnect in this process: "
+            "restart the process"
+        )
+    mod = sys.modules.get("pyautogui")
+    if mod is None:
+        ensure_xauthority()
+        saved = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
+        try:
+            mod = importlib.import_module("pyautogui")
+        except Exception as exc:
+            raise DeviceError(f"pyautogui cannot use display {display}: {exc}") from exc
+        finally:
+            if saved is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = saved
+    x11 = sys.modules.get("pyautogui._pyautogui_x11")
+    if x11 is not None:
+        bound = x11._display.get_display_name()
+        if _parse_display(bound) != _parse_display(display):
+            raise ConfigError(
+                f"pyautogui is bound to display {bound} (it binds one display per process, when "
+                f"first imported); this device is on {display}; use one display per process"
+            )
+    # no sleep after every call: observe waits for the screen to settle instead
+    mod.PAUSE = 0  # type: ignore[attr-defined]
+    return mod
+
+
+class DesktopDevice(Device):
+    """An X11 desktop: observe with mss, act with pyautogui (pointer, keys) and xdotool (text).
+
+    Options: ``display`` (default ``$DISPLAY`` at open), ``monitor`` (mss index; 1 is the first
+    monitor, 0 all of them), ``settle_timeout``/``settle_interval`` (how long and how often
+    observe polls for two identical grabs), ``type_delay_ms`` (xdotool delay for non-ASCII
+    text), ``drag_steps`` (pointer moves between press and release).
+    """
+
+    kind = "desktop"
+    supported = DESKTOP_KINDS
+
+    def __init__(
+        self,
+        *,
+        display: str | None = None,
+        monitor: int = 1,
+        settle_timeout: float = 1.5,
+        settle_interval: float = 0.01,
+        type_delay_ms: int = 8,
+        drag_steps: int = 10,
+        name: str = "desktop",
+    ) -> None:
+        self._display = display
+        self.monitor = monitor
+        self.settle_timeout, self.settle_interval = settle_timeout, settle_interval
+        self.type_delay_ms, self.drag_steps = type_delay_ms, drag_steps
+        self.name = name
+        self._sct: Any = None
+        self._geometry: ScreenGeometry | None = None
+        self._lost = False
+
+    @property
+    def display(self) -> str:
+        """The X display this device uses (resolved from ``$DISPLAY`` when opened)."""
+        d = self._display or os.environ.get("DISPLAY")
+        if not d:
+            raise ConfigError(
+                "no X display: pass display=':N', set DISPLAY, or start one with "
+                "pixelpilot.tools.xvfb.ensure_display()"
+            )
+        return d
+
+    @property
+    def geometry(self) -> ScreenGeometry:
+        if self._geometry is None:
+            raise DeviceNotConnected(f"{self.name} is not open")
+        return self._geometry
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _open(self) -> None:
+        import mss
+
+        self._display = self.display
+        ensure_xauthority()
+        try:
+            self._sct = mss.MSS(display=self._display)
+        except mss.ScreenShotError as exc:
+            raise DeviceError(
+                f"cannot open X display {self._display}: {exc}; is the X server (Xvfb) running?"
+            ) from exc
+        monitors = self._sct.monitors
+        if not 0 <= self.monitor < len(monitors):
+            self._sct.close()
+            raise ConfigError(
+                f"no monitor {self.monitor} on {self._display}; it has 0..{len(monitors) - 1}"
+            )
+        self._lost = False
+        self._grab()
+
+    def _close(self) -> None:
+        sct, self._sct = self._sct, None
+        if sct is not None:
+            with contextlib.suppress(Exception):  # mss raises on a connection that died
+                sct.close()
+        self._geometry = None
+
+    # -- observe ---------------------------------------------------------------------------------
+    def _grab(self) -> Any:
+        """One mss grab of the monitor; updates the geometry (scale = physical / logical)."""
+        mon = self._sct.monitors[self.monitor]
+        try:
+            shot = self._sct.grab(mon)
+        except Exception as exc:
+            self._check_alive(exc)
+            raise
+        self._geometry = ScreenGeometry(
+            width=shot.width,
+            height=shot.height,
+            scale=shot.width / mon["width"],
+            origin=(float(mon["left"]), float(mon["top"])),
+        )
+        return shot
+
+    def _observe(self) -> Observation:
+        if self._lost:
+            raise DeviceLost(f"X display {self._display} is gone")
+        deadline = time.monotonic() + self.settle_timeout
+        shot, grabs, settled = self._grab(), 1, False
+        while time.monotonic() < deadline:
+            time.sleep(self.settle_interval)
+            nxt = self._grab()
+            grabs += 1
+            if nxt.raw == shot.raw:
+                settled = True
+                break
+            shot = nxt
+        image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
+        return Observation(
+            image=image, geometry=self.geometry, extra={"settled": settled, "grabs": grabs}
+        )
+
+    # -- execute ---------------------------------------------------------------------------------
+    def _execute(self, action: Action) -> Executed:
+        if self._lost or display_alive(self._display or "") is False:
+            self._lost = True
+            raise DeviceLost(f"X display {self._display} is gone; restart it and re-run")
+        pag = load_pyautogui(self._display or "")
+        geom = self.geometry
+        done_action = action
+        try:
+            pointer = None
+            if isinstance(action, Drag) and action.start is None:
+                lx, ly = pag.position()
+                pointer = ((lx - geom.origin[0]) * geom.scale, (ly - geom.origin[1]) * geom.scale)
+                if geom.contains(int(pointer[0]), int(pointer[1])):  # record where it began
+                    start = Point(x=pointer[0], y=pointer[1], space="screen_px")
+                    done_action = action.model_copy(update={"start": start})
+            commands = plan(
+                action, geom, pointer=pointer,
+                type_delay_ms=self.type_delay_ms, drag_steps=self.drag_steps,
+            )  # fmt: skip
+            calls = self._calls(pag)
+            for cmd in commands:
+                self._run(cmd, pag, calls)
+        except pag.FailSafeException:
+            raise FailSafeTriggered(FAILSAFE_MESSAGE) from None
+        except PixelPilotError:
+            raise
+        except Exception as exc:
+            self._check_alive(exc)
+            lost = _connection_error(exc)
+            if lost is None:
+                raise
+            global _broken
+            _broken = f"{self._display}: {type(lost).__name__}: {lost}"
+            raise DeviceLost(
+                f"pyautogui lost its connection to X display {self._display} "
+                f"({type(lost).__name__}); restart the process"
+            ) from exc
+        return Executed(action=done_action, commands=commands)
+
+    @staticmethod
+    def _calls(pag: ModuleType) -> dict[str, Callable[..., Any]]:
+        """The only in-process callables a command may name."""
+        return {
+            "pyautogui.click": pag.click,
+            "pyautogui.moveTo": pag.moveTo,
+            "pyautogui.mouseDown": pag.mouseDown,
+            "pyautogui.mouseUp": pag.mouseUp,
+            "pyautogui.scroll": pag.scroll,
+            "pyautogui.hscroll": pag.hscroll,
+            "pyautogui.press": pag.press,
+            "pyautogui.hotkey": lambda keys: pag.hotkey(*keys),
+        }
+
+    def _run(self, cmd: Command, pag: ModuleType, calls: dict[str, Callable[..., Any]]) -> None:
+        name = cmd[0]
+        if name == "xdotool":
+            pag.failSafeCheck()  # a human in the corner stops typing too
+            self._xdotool([str(a) for a in cmd])
+            return
+        fn = calls.get(name)
+        if fn is None:
+            raise DeviceError(f"unknown desktop command {name!r}")
+        fn(**cmd[1])
+
+    def _xdotool(self, argv: list[str]) -> None:
+        env = {**os.environ, "DISPLAY": self._display or ""}
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+        except FileNotFoundError:
+            raise ConfigError(
+                "xdotool is not installed; install it with: apt-get install xdotool"
+            ) from None
+        if done.returncode != 0:
+            err = done.stderr.decode(errors="replace").strip()
+            self._check_alive(RuntimeError(err))
+            raise DeviceError(f"xdotool failed with code {done.returncode}: {err}")
+
+    def _check_alive(self, exc: BaseException) -> None:
+        """Raise DeviceLost (from ``exc``) when the X server no longer answers."""
+        if display_alive(self._display or "") is False:
+            self._lost = True
+            raise DeviceLost(
+                f"X display {self._display} is gone ({type(exc).__name__}); "
+                "restart the X server and re-run"
+            ) from exc

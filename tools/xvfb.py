@@ -1,0 +1,212 @@
+"""A private X server (Xvfb) for desktop targets on machines without a screen.
+
+``VirtualDisplay`` starts Xvfb on a display number Xvfb picks itself (``-displayfd``: the
+server writes the number to a pipe once it accepts connections, so there is no polling and no
+race with other servers), listens on the local socket only (``-nolisten tcp``) and stops it
+cleanly. ``ensure_display`` reuses ``$DISPLAY`` when one is set and starts a private server
+otherwise.
+
+python-xlib (and so pyautogui) refuses to connect without an Xauthority file, even to a server
+that needs no cookie; ``ensure_xauthority`` makes sure one exists without touching ``$HOME``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import IO
+
+from pixelpilot.agent.errors import ConfigError, DeviceError
+
+__all__ = ["VirtualDisplay", "ensure_display", "ensure_xauthority", "xvfb_available"]
+
+INSTALL_HINT = "install it with: apt-get install xvfb xauth"
+
+
+def xvfb_available() -> bool:
+    """True when the Xvfb binary is on PATH."""
+    return shutil.which("Xvfb") is not None
+
+
+def ensure_xauthority() -> str:
+    """Make sure ``$XAUTHORITY`` (or ``~/.Xauthority``) names an existing file; return its path.
+
+    When neither exists, an empty private file in the temp directory is created and
+    ``XAUTHORITY`` is pointed at it. Xvfb started here uses no cookies, so an empty file is
+    enough; python-xlib only needs to be able to open it.
+    """
+    current = os.environ.get("XAUTHORITY")
+    if current:
+        if os.path.isfile(current):
+            return current
+        with contextlib.suppress(OSError):
+            open(current, "ab").close()  # noqa: SIM115 - touch the file the user named
+            return current
+    else:
+        home = os.path.expanduser("~/.Xauthority")
+        if os.path.isfile(home):
+            return home
+    path = os.path.join(tempfile.gettempdir(), f"pixelpilot-{os.getuid()}.Xauthority")
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.environ["XAUTHORITY"] = path
+    return path
+
+
+class VirtualDisplay:
+    """An Xvfb server of ``width`` x ``height`` at ``depth`` bits; a context manager.
+
+    ``display`` is its name (":N") once started. Raises ConfigError when Xvfb is not installed
+    and DeviceError (with Xvfb's own message) when it fails to start within ``timeout``.
+    """
+
+    def __init__(
+        self,
+        width: int = 1280,
+        height: int = 800,
+        depth: int = 24,
+        *,
+        timeout: float = 10.0,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        if width <= 0 or height <= 0 or depth not in (8, 16, 24, 32):
+            raise ConfigError(f"bad virtual display {width}x{height}x{depth}")
+        self.width, self.height, self.depth = width, height, depth
+        self.timeout = timeout
+        self.extra_args = tuple(extra_args)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._number: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> VirtualDisplay:
+        """Start Xvfb and return once it accepts connections."""
+        if self._proc is not None:
+            return self
+        exe = shutil.which("Xvfb")
+        if exe is None:
+            raise ConfigError(f"Xvfb is not installed; {INSTALL_HINT}")
+        ensure_xauthority()
+        read_fd, write_fd = os.pipe()
+        self._log = tempfile.TemporaryFile(prefix="xvfb-", suffix=".log")  # noqa: SIM115 - closed in stop()
+        argv = [
+            exe,
+            "-displayfd", str(write_fd),
+            "-screen", "0", f"{self.width}x{self.height}x{self.depth}",
+            "-nolisten", "tcp",
+            *self.extra_args,
+        ]  # fmt: skip
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                pass_fds=(write_fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=self._log,
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not Xvfb's
+            )
+        finally:
+            os.close(write_fd)
+        try:
+            self._number = self._read_number(read_fd)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            os.close(read_fd)
+        return self
+
+    def _read_number(self, fd: int) -> int:
+        deadline = time.monotonic() + self.timeout
+        data = b""
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceError(
+                    f"Xvfb did not become ready within {self.timeout:g}s: {self._log_tail()}"
+                )
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 64)
+            if not chunk:  # Xvfb closed the pipe: it exited before it was ready
+                assert self._proc is not None
+                code = self._proc.wait(timeout=self.timeout)
+                raise DeviceError(f"Xvfb exited with code {code}: {self._log_tail()}")
+            data += chunk
+        return int(data.strip())
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> VirtualDisplay:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- introspection --------------------------------------------------------------------------
+    @property
+    def display(self) -> str:
+        """The X display name, e.g. ':3'."""
+        if self._number is None or self._proc is None:
+            raise DeviceError("the virtual display is not running; use it as a context manager")
+        return f":{self._number}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _log_tail(self, limit: int = 600) -> str:
+        if self._log is None:
+            return "(no output)"
+        self._log.seek(0)
+        text = self._log.read().decode(errors="replace").strip()
+        return " | ".join(text.splitlines())[-limit:] or "(no output)"
+
+    def __repr__(self) -> str:
+        where = f":{self._number}" if self.running else "stopped"
+        return f"VirtualDisplay({self.width}x{self.height}x{self.depth}, {where})"
+
+
+@contextlib.contextmanager
+def ensure_display(width: int = 1280, height: int = 800) -> Iterator[str]:
+    """Yield a usable X display name: ``$DISPLAY`` when set, else a private Xvfb.
+
+    While a private server runs, ``os.environ['DISPLAY']`` names it (so child processes and
+    pyautogui, which binds the display when imported, use it); the variable is removed again
+    on exit.
+    """
+    current = os.environ.get("DISPLAY")
+    if current:
+        ensure_xauthority()
+        yield current
+        return
+    with VirtualDisplay(width, height) as vd:
+        os.environ["DISPLAY"] = vd.display
+        try:
+            yield vd.display
+        finally:
+            if os.environ.get("DISPLAY") == vd.display:
+                del os.environ["DISPLAY"]
