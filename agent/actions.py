@@ -339,5 +339,6 @@ KEY_ALIASES = {
 
 def normalize_key(key: str) -> str:
     """Canonical lowercase key name ('Control' -> 'ctrl', 'Return' -> 'enter')."""
-    k = key.strip().lower()
+    k = key.lower()
+    k = KEY_ALIASES.get(k, k.strip())
     return KEY_ALIASES.get(k, k)

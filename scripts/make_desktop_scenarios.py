@@ -14,7 +14,15 @@ from pathlib import Path
 import yaml
 
 from pixelpilot.agent.actions import (
-    DESKTOP_KINDS, Click, Drag, Finish, Hotkey, Move, Point, Scroll, TypeText,
+    DESKTOP_KINDS,
+    Click,
+    Drag,
+    Finish,
+    Hotkey,
+    Move,
+    Point,
+    Scroll,
+    TypeText,
 )  # fmt: skip
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext

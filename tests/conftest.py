@@ -29,11 +29,16 @@ def display() -> Iterator[str]:
     if not xvfb_available():
         pytest.skip("Xvfb is not installed; install it with: apt-get install xvfb xauth")
     with VirtualDisplay(*SCREEN) as vd:
-        os.environ["DISPLAY"] = vd.display
+        saved = os.environ.get("XAUTHORITY")
+        os.environ.update(vd.env)
         try:
             yield vd.display
         finally:
             os.environ.pop("DISPLAY", None)
+            if saved is None:
+                os.environ.pop("XAUTHORITY", None)
+            else:
+                os.environ["XAUTHORITY"] = saved
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ def test_sigterm_ends_the_run_cleanly(display, tmp_path):
 
 def test_display_that_vanishes_ends_the_run_with_the_trajectory(tmp_path):
     with VirtualDisplay(320, 240) as vd:
-        env = {**os.environ, "DISPLAY": vd.display}
+        env = {**os.environ, **vd.env}
         proc = _start_run(tmp_path, env)
         run_dir = _wait_for_steps(tmp_path, 2)
         vd.stop()

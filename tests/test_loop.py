@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -122,14 +123,14 @@ def test_ask_user(fixture_app, desktop):
 
 
 def test_fail_safe_stops_the_run_cleanly(fixture_app, desktop, display, tmp_path):
-    subprocess.run(["xdotool", "mousemove", "0", "0"], check=True, env={"DISPLAY": display})
+    subprocess.run(["xdotool", "mousemove", "0", "0"], check=True, env={**os.environ, "DISPLAY": display})
     try:
         model = ScriptedModel([qwen2vl_click(*SUBMIT), FINISH])
         result = Agent(
             model=model, device=desktop, dialect="qwen2vl", recorder=DirectoryRecorder(tmp_path / "r")
         ).run("Click Submit")
     finally:
-        subprocess.run(["xdotool", "mousemove", "640", "400"], check=True, env={"DISPLAY": display})
+        subprocess.run(["xdotool", "mousemove", "640", "400"], check=True, env={**os.environ, "DISPLAY": display})
     assert result.status == "error" and "fail-safe" in result.reason
     traj = load_trajectory(tmp_path / "r")
     assert traj.status == "error" and traj.steps[0].error

@@ -6,14 +6,19 @@ race with other servers), listens on the local socket only (``-nolisten tcp``) a
 cleanly. ``ensure_display`` reuses ``$DISPLAY`` when one is set and starts a private server
 otherwise.
 
-python-xlib (and so pyautogui) refuses to connect without an Xauthority file, even to a server
-that needs no cookie; ``ensure_xauthority`` makes sure one exists without touching ``$HOME``.
+Each server started here requires a random MIT-MAGIC-COOKIE (like ``xvfb-run``), so other
+local users cannot connect to it. The cookies live in one private Xauthority file per process
+(``VirtualDisplay.env`` names it; ``ensure_display`` exports it while its server runs), never
+in ``~/.Xauthority``. ``ensure_xauthority`` makes sure some Xauthority file exists for displays
+started elsewhere: python-xlib (and so pyautogui) refuses to connect without one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import atexit
 import os
+import secrets
 import select
 import shutil
 import subprocess
@@ -59,6 +64,38 @@ def ensure_xauthority() -> str:
     return path
 
 
+_AUTH_FILE: str | None = None
+_AUTH_PREFIX = "pixelpilot-xauth-"
+
+
+def _auth_file() -> str:
+    """The private Xauthority file for the servers this process starts (created once; a child
+    process started with it in XAUTHORITY keeps using its parent's)."""
+    global _AUTH_FILE
+    inherited = os.environ.get("XAUTHORITY", "")
+    if _AUTH_FILE is None and _AUTH_PREFIX in inherited and os.path.isfile(inherited):
+        _AUTH_FILE = inherited
+    if _AUTH_FILE is None:
+        folder = tempfile.mkdtemp(prefix=_AUTH_PREFIX)
+        _AUTH_FILE = os.path.join(folder, "Xauthority")
+        os.close(os.open(_AUTH_FILE, os.O_CREAT | os.O_WRONLY, 0o600))
+        atexit.register(shutil.rmtree, folder, True)
+    return _AUTH_FILE
+
+
+def _add_cookie(auth_file: str, display: str, cookie: str) -> None:
+    xauth = shutil.which("xauth")
+    if xauth is None:
+        raise ConfigError(f"xauth is not installed; {INSTALL_HINT}")
+    subprocess.run(
+        [xauth, "-q", "-f", auth_file, "add", display, "MIT-MAGIC-COOKIE-1", cookie],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
 class VirtualDisplay:
     """An Xvfb server of ``width`` x ``height`` at ``depth`` bits; a context manager.
 
@@ -92,7 +129,11 @@ class VirtualDisplay:
         exe = shutil.which("Xvfb")
         if exe is None:
             raise ConfigError(f"Xvfb is not installed; {INSTALL_HINT}")
-        ensure_xauthority()
+        # The server reads its cookies from -auth at start-up, before it knows its display
+        # number: register the cookie under a placeholder now, under ":N" once N is known.
+        self._cookie = secrets.token_hex(16)
+        auth = _auth_file()
+        _add_cookie(auth, ":65000", self._cookie)
         read_fd, write_fd = os.pipe()
         self._log = tempfile.TemporaryFile(prefix="xvfb-", suffix=".log")  # noqa: SIM115 - closed in stop()
         argv = [
@@ -100,6 +141,7 @@ class VirtualDisplay:
             "-displayfd", str(write_fd),
             "-screen", "0", f"{self.width}x{self.height}x{self.depth}",
             "-nolisten", "tcp",
+            "-auth", auth,
             *self.extra_args,
         ]  # fmt: skip
         try:
@@ -115,6 +157,7 @@ class VirtualDisplay:
             os.close(write_fd)
         try:
             self._number = self._read_number(read_fd)
+            _add_cookie(auth, f":{self._number}", self._cookie)
         except BaseException:
             self.stop()
             raise
@@ -171,6 +214,11 @@ class VirtualDisplay:
         return f":{self._number}"
 
     @property
+    def env(self) -> dict[str, str]:
+        """Environment variables a client (or child process) needs to connect."""
+        return {"DISPLAY": self.display, "XAUTHORITY": _auth_file()}
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -194,9 +242,9 @@ class VirtualDisplay:
 def ensure_display(width: int = 1280, height: int = 800) -> Iterator[str]:
     """Yield a usable X display name: ``$DISPLAY`` when set, else a private Xvfb.
 
-    While a private server runs, ``os.environ['DISPLAY']`` names it (so child processes and
-    pyautogui, which binds the display when imported, use it); the variable is removed again
-    on exit.
+    While a private server runs, ``os.environ`` holds its ``DISPLAY`` and ``XAUTHORITY`` (so
+    child processes and pyautogui, which binds the display when imported, use it); both are
+    restored on exit.
     """
     current = os.environ.get("DISPLAY")
     if current:
@@ -204,9 +252,13 @@ def ensure_display(width: int = 1280, height: int = 800) -> Iterator[str]:
         yield current
         return
     with VirtualDisplay(width, height) as vd:
-        os.environ["DISPLAY"] = vd.display
+        saved = {k: os.environ.get(k) for k in vd.env}
+        os.environ.update(vd.env)
         try:
             yield vd.display
         finally:
-            if os.environ.get("DISPLAY") == vd.display:
-                del os.environ["DISPLAY"]
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
