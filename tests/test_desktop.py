@@ -1,4 +1,4 @@
-"""DesktopDevice against a real Xvfb, the real Tk fixture app, real pyautogui and xdotool.
+"""DesktopDevice against a real Xvfb, the real Tk fixture app, real pyautogui and XTEST.
 
 The first half tests ``plan`` (pure: action -> exact commands) without any display; the rest
 drives the fixture app and reads its JSON state as the oracle.
@@ -118,18 +118,24 @@ def test_plan_scroll_directions() -> None:
 
 
 def test_plan_type() -> None:
-    assert plan(TypeText(text="a<b> $(x); 'q'"), GEOM) == [
-        ["xdotool", "type", "--delay", "0", "--", "a<b> $(x); 'q'"]
-    ]
-    assert plan(TypeText(text="Zoë\r\nok\n"), GEOM, type_delay_ms=12) == [
-        ["xdotool", "type", "--delay", "12", "--", "Zoë"],
-        ["pyautogui.press", {"keys": "enter"}],
-        ["xdotool", "type", "--delay", "0", "--", "ok"],
-        ["pyautogui.press", {"keys": "enter"}],
-    ]
-    assert plan(TypeText(text="-n"), GEOM) == [["xdotool", "type", "--delay", "0", "--", "-n"]]
+    assert plan(TypeText(text="a<b> $(x); 'q'"), GEOM) == [["xtest.type", {"text": "a<b> $(x); 'q'"}]]
+    assert plan(TypeText(text="Zoë\r\nok\n"), GEOM) == [["xtest.type", {"text": "Zoë\nok\n"}]]
+    assert plan(TypeText(text="-n"), GEOM) == [["xtest.type", {"text": "-n"}]]
     with pytest.raises(ActionRejected, match="U\\+0007"):
         plan(TypeText(text="bell\x07"), GEOM)
+    with pytest.raises(ActionRejected, match="U\\+009B"):
+        plan(TypeText(text="csi\x9b"), GEOM)
+
+
+def test_typing_more_distinct_characters_than_spare_keycodes(
+    fixture_app: FixtureApp, desktop: DesktopDevice
+) -> None:
+    """Xvfb has ~19 spare keycodes; a text with 60 distinct non-Latin-1 characters must still
+    arrive exactly (the typer works in chunks and never remaps a key it still needs)."""
+    text = "".join(chr(c) for c in range(0x3041, 0x3041 + 60)) + " ✓ Zoë"
+    _focus_name(fixture_app, desktop)
+    desktop.execute(TypeText(text=text))
+    assert fixture_app.wait_for(lambda s: s["name"] == text)["name"] == text
 
 
 def test_plan_hotkey() -> None:
@@ -232,11 +238,11 @@ def test_hotkeys(fixture_app: FixtureApp, desktop: DesktopDevice) -> None:
 def test_scroll_list(fixture_app: FixtureApp, desktop: DesktopDevice) -> None:
     point = at(fixture_app.center("items"))
     desktop.execute(Scroll(direction="down", amount=2, point=point))
-    first = fixture_app.wait_for(lambda s: s["items_first"] > 0)["items_first"]
-    state = fixture_app.state()
-    assert f"Item {first + 1:03d}" in state["item_boxes"]
+    # Tk's listbox scrolls 5 rows per wheel click on X11: both clicks must have arrived
+    state = fixture_app.wait_for(lambda s: s["items_first"] == 10)
+    assert "Item 011" in state["item_boxes"]
     desktop.execute(Scroll(direction="up", amount=1))  # under the pointer, still on the list
-    fixture_app.wait_for(lambda s: s["items_first"] < first)
+    fixture_app.wait_for(lambda s: s["items_first"] == 5)
 
 
 def test_drag_block_into_target(fixture_app: FixtureApp, desktop: DesktopDevice) -> None:
@@ -375,3 +381,13 @@ def test_fixture_app_reports_boxes(fixture_app: FixtureApp) -> None:
         assert 0 < x < x + w < 1280 and 0 < y < y + h < 800, name
     assert fixture_app.center("submit") == (510, 280)
     assert fixture_app.state()["items_first"] == 0
+
+
+def test_keysyms_for_typing() -> None:
+    from Xlib import XK
+
+    from pixelpilot.tools.x11_keyboard import keysym_for
+
+    assert [keysym_for(c) for c in "a<é"] == [0x61, 0x3C, 0xE9]
+    assert keysym_for("東") == 0x01006771 and keysym_for("✓") == 0x01002713
+    assert keysym_for("\n") == XK.XK_Return and keysym_for("\t") == XK.XK_Tab

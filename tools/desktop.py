@@ -1,15 +1,15 @@
-"""The desktop device: mss screenshots in, pyautogui pointer and xdotool keyboard out (X11).
+"""The desktop device: mss screenshots in, pyautogui pointer and keys, XTEST typing out (X11).
 
 Executing an action is split in two, as in android_env: ``plan`` is a pure function that turns
 an action (points in screen_px) into the exact commands to run, JSON-able lists such as
 ``["pyautogui.click", {"x": 640.0, "y": 400.0, "button": "left", "clicks": 1, ...}]`` or
-``["xdotool", "type", "--delay", "0", "--", "hello"]``; ``DesktopDevice`` runs them by looking
-the name up in a table of allowed callables (never ``eval``) or as an argv list (never a shell).
+``["xtest.type", {"text": "Zoë"}]``; ``DesktopDevice`` runs them by looking the name up in a
+table of allowed callables (never ``eval``, never a shell): typed text is data, never code.
 
-Why xdotool for text: pyautogui's ``write`` drops every non-ASCII character silently and, on
-the default X keymap, types '>' for '<'. ``xdotool type`` types any Unicode character by
-remapping a spare keycode; that remapping races with the app unless keys are spaced out, so
-lines with non-ASCII text get ``--delay type_delay_ms`` and pure-ASCII lines ``--delay 0``.
+Why not pyautogui for text: its ``write`` drops every non-ASCII character silently and, on the
+default X keymap, types '>' for '<'; ``xdotool type`` races with the app under load (it remaps
+one spare keycode per character). ``x11_keyboard.KeyTyper`` maps every character of the text
+to its own keycode before pressing any, which is exact (see that module).
 
 pyautogui binds the X display when it is first imported, once per process; it is imported
 lazily, with ``DISPLAY`` set to the device's display, and a device on another display raises
@@ -24,7 +24,6 @@ import importlib
 import os
 import socket
 import string
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -56,6 +55,7 @@ from pixelpilot.agent.errors import (
 )
 from pixelpilot.agent.geometry import ScreenGeometry, to_logical
 from pixelpilot.tools.base import Device, Executed, Observation
+from pixelpilot.tools.x11_keyboard import KeyTyper
 from pixelpilot.tools.xvfb import ensure_xauthority
 
 __all__ = [
@@ -96,7 +96,6 @@ def plan(
     geometry: ScreenGeometry,
     *,
     pointer: tuple[float, float] | None = None,
-    type_delay_ms: int = 8,
     drag_steps: int = 10,
     click_interval: float = 0.05,
 ) -> list[Command]:
@@ -125,7 +124,7 @@ def plan(
             args.update(_xy(action.point, geometry))
         return [["pyautogui.scroll" if vertical else "pyautogui.hscroll", args]]
     if isinstance(action, TypeText):
-        return _type(action.text, type_delay_ms)
+        return _type(action.text)
     if isinstance(action, Hotkey):
         return [["pyautogui.hotkey", {"keys": hotkey_keys(action.keys)}]]
     if action.kind in ("finish", "ask_user", "wait"):
@@ -162,22 +161,14 @@ def _drag(
     return cmds
 
 
-def _type(text: str, delay_ms: int) -> list[Command]:
-    """One ``xdotool type`` per line (text as one argv element after ``--``), Enter between."""
+def _type(text: str) -> list[Command]:
+    """One XTEST typing command; a newline presses Enter, a tab Tab."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    bad = sorted({c for c in text if (ord(c) < 32 and c not in "\t\n") or ord(c) == 127})
+    bad = sorted({c for c in text if (ord(c) < 32 and c not in "\t\n") or 127 <= ord(c) < 160})
     if bad:
         codes = ", ".join(f"U+{ord(c):04X}" for c in bad)
         raise ActionRejected(f"type: text holds control characters ({codes}); use hotkey for keys")
-    cmds: list[Command] = []
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if line:
-            delay = 0 if line.isascii() else delay_ms
-            cmds.append(["xdotool", "type", "--delay", str(delay), "--", line])
-        if i < len(lines) - 1:
-            cmds.append(["pyautogui.press", {"keys": "enter"}])
-    return cmds
+    return [["xtest.type", {"text": text}]]
 
 
 _BLANK_KEYS = {" ": "space", "\t": "tab", "\n": "enter", "\r": "enter"}
@@ -280,12 +271,12 @@ def load_pyautogui(display: str) -> ModuleType:
 
 
 class DesktopDevice(Device):
-    """An X11 desktop: observe with mss, act with pyautogui (pointer, keys) and xdotool (text).
+    """An X11 desktop: observe with mss, act with pyautogui (pointer, keys) and XTEST (text).
 
     Options: ``display`` (default ``$DISPLAY`` at open), ``monitor`` (mss index; 1 is the first
     monitor, 0 all of them), ``settle_timeout``/``settle_interval`` (how long and how often
-    observe polls for two identical grabs), ``type_delay_ms`` (xdotool delay for non-ASCII
-    text), ``drag_steps`` (pointer moves between press and release).
+    observe polls for two identical grabs), ``drag_steps`` (pointer moves between press and
+    release).
     """
 
     kind = "desktop"
@@ -298,14 +289,14 @@ class DesktopDevice(Device):
         monitor: int = 1,
         settle_timeout: float = 1.5,
         settle_interval: float = 0.01,
-        type_delay_ms: int = 8,
         drag_steps: int = 10,
         name: str = "desktop",
     ) -> None:
         self._display = display
         self.monitor = monitor
         self.settle_timeout, self.settle_interval = settle_timeout, settle_interval
-        self.type_delay_ms, self.drag_steps = type_delay_ms, drag_steps
+        self.drag_steps = drag_steps
+        self._typer: KeyTyper | None = None
         self.name = name
         self._sct: Any = None
         self._geometry: ScreenGeometry | None = None
@@ -350,6 +341,10 @@ class DesktopDevice(Device):
         self._grab()
 
     def _close(self) -> None:
+        typer, self._typer = self._typer, None
+        if typer is not None and not self._lost:
+            with contextlib.suppress(Exception):
+                typer.close()
         sct, self._sct = self._sct, None
         if sct is not None:
             with contextlib.suppress(Exception):  # mss raises on a connection that died
@@ -409,7 +404,7 @@ class DesktopDevice(Device):
                     done_action = action.model_copy(update={"start": start})
             commands = plan(
                 action, geom, pointer=pointer,
-                type_delay_ms=self.type_delay_ms, drag_steps=self.drag_steps,
+                drag_steps=self.drag_steps,
             )  # fmt: skip
             calls = self._calls(pag)
             for cmd in commands:
@@ -447,27 +442,16 @@ class DesktopDevice(Device):
 
     def _run(self, cmd: Command, pag: ModuleType, calls: dict[str, Callable[..., Any]]) -> None:
         name = cmd[0]
-        if name == "xdotool":
+        if name == "xtest.type":
             pag.failSafeCheck()  # a human in the corner stops typing too
-            self._xdotool([str(a) for a in cmd])
+            if self._typer is None:
+                self._typer = KeyTyper(self._display or "")
+            self._typer.type(cmd[1]["text"])
             return
         fn = calls.get(name)
         if fn is None:
             raise DeviceError(f"unknown desktop command {name!r}")
         fn(**cmd[1])
-
-    def _xdotool(self, argv: list[str]) -> None:
-        env = {**os.environ, "DISPLAY": self._display or ""}
-        try:
-            done = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
-        except FileNotFoundError:
-            raise ConfigError(
-                "xdotool is not installed; install it with: apt-get install xdotool"
-            ) from None
-        if done.returncode != 0:
-            err = done.stderr.decode(errors="replace").strip()
-            self._check_alive(RuntimeError(err))
-            raise DeviceError(f"xdotool failed with code {done.returncode}: {err}")
 
     def _check_alive(self, exc: BaseException) -> None:
         """Raise DeviceLost (from ``exc``) when the X server no longer answers."""

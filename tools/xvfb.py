@@ -15,8 +15,8 @@ started elsewhere: python-xlib (and so pyautogui) refuses to connect without one
 
 from __future__ import annotations
 
-import contextlib
 import atexit
+import contextlib
 import os
 import secrets
 import select
