@@ -116,9 +116,9 @@ class Scenario(_Strict):
     description: str = ""
     target: Target
     task: str = Field(min_length=1)
-    budgets: ScenarioBudgets = ScenarioBudgets()
+    budgets: ScenarioBudgets = Field(default_factory=ScenarioBudgets)
     scripts: dict[str, list[str]] = Field(min_length=1)
-    expect: Expect = Expect()
+    expect: Expect = Field(default_factory=Expect)
     checks: list[Check] = Field(default_factory=list)
     path: str | None = None
 

@@ -157,7 +157,7 @@ class _ErrorMap:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, etype: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, etype: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None or isinstance(exc, (PixelPilotError, KeyboardInterrupt, SystemExit)):
             return False
         raise DeviceError(

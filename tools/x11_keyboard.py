@@ -70,7 +70,7 @@ class KeyTyper:
         while start < len(syms):
             # as many characters as the spare keycodes can hold at once: a chunk never
             # remaps a key that it uses itself
-            end, distinct = start, set()
+            end, distinct = start, set[int]()
             while end < len(syms):
                 s = syms[end]
                 if s not in self._direct and s not in distinct:
