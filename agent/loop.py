@@ -43,10 +43,13 @@ class Budgets:
     max_retries: int = 2
 
 
-class _EndRun(Exception):
-    def __init__(self, status: Status, reason: str, answer: str = "") -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.answer = status, reason, answer
+@dataclass(frozen=True)
+class _EndRun:
+    """How a run ends: the final status, why, and the model's answer."""
+
+    status: Status
+    reason: str
+    answer: str = ""
 
 
 class Agent:
@@ -81,13 +84,17 @@ class Agent:
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
         t_start = time.monotonic()
-        geom = self.device.geometry
+        device_meta: dict[str, object] = {"name": self.device.name, "kind": self.device.kind}
+        try:
+            device_meta.update(asdict(self.device.geometry))
+        except DeviceError:
+            pass  # the first observe reports it as the step's error
         self.recorder.start(
             RunMeta(
                 task=task,
                 model=self.model.name,
                 dialect=self.dialect.name,
-                device={"name": self.device.name, "kind": self.device.kind, **asdict(geom)},
+                device=device_meta,
                 budgets=asdict(self.budgets),
                 versions=package_versions(),
                 extra=self.meta_extra,
@@ -98,7 +105,9 @@ class Agent:
         end = _EndRun("step_budget", f"the step budget ({self.budgets.max_steps}) ran out")
         try:
             for index in range(1, self.budgets.max_steps + 1):
-                self._check_time(t_start)
+                if self._out_of_time(t_start):
+                    end = self._time_up()
+                    break
                 step, outcome = self._step(index, task, history, t_start)
                 steps.append(step)
                 if self.on_step is not None:
@@ -106,8 +115,6 @@ class Agent:
                 if outcome is not None:
                     end = outcome
                     break
-        except _EndRun as stop:
-            end = stop
         except KeyboardInterrupt:
             end = _EndRun("error", "interrupted")
         result = RunResult(
@@ -119,9 +126,11 @@ class Agent:
         )
         return self.recorder.finish(result)
 
-    def _check_time(self, t_start: float) -> None:
-        if time.monotonic() - t_start > self.budgets.max_seconds:
-            raise _EndRun("time_budget", f"the time budget ({self.budgets.max_seconds:g} s) ran out")
+    def _out_of_time(self, t_start: float) -> bool:
+        return time.monotonic() - t_start > self.budgets.max_seconds
+
+    def _time_up(self) -> _EndRun:
+        return _EndRun("time_budget", f"the time budget ({self.budgets.max_seconds:g} s) ran out")
 
     def _step(
         self, index: int, task: str, history: list[Turn], t_start: float
@@ -140,8 +149,9 @@ class Agent:
         step.resized = resized = self.model.resized_size(geom.width, geom.height)
         ctx = StepContext(self.device.kind, self.device.supported, geom, resized)
         feedback: str | None = None
-        for _ in range(self.budgets.max_retries + 1):
-            self._check_time(t_start)
+        for attempt_no in range(self.budgets.max_retries + 1):
+            if attempt_no and self._out_of_time(t_start):
+                return self._record(step, obs), self._time_up()
             t0 = time.perf_counter()
             prompt = self.dialect.build_prompt(task, history, obs.image, ctx, feedback)
             timings["prompt"] += time.perf_counter() - t0

@@ -22,8 +22,8 @@ A scenario is a YAML file::
       answer_contains: ""               # optional
     checks:                             # on the target's real state after the run
       - {path: submit_count, equals: 1}
-      - {path: fields.name, equals: "Zoë — 東京 ✓"}
-      - {path: list.first_visible, at_least: 20}
+      - {path: name, equals: "Zoë — 東京 ✓"}
+      - {path: items_first, at_least: 20}
 
 A check names a dot path into the target's state (list indices are numbers) and exactly one
 test: equals, not_equals, at_least, at_most, contains, exists. Checks are polled briefly, since
