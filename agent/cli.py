@@ -223,6 +223,15 @@ def replay_cmd(
     out.print(f"replayed {len(done)} actions from {escape(str(trajectory))}")
 
 
+EXIT_CODES: tuple[tuple[type[PixelPilotError], str, int], ...] = (
+    (UserError, "error", 2),
+    (DeviceError, "device error", 3),
+    (ModelError, "model error", 4),
+    (PixelPilotError, "error", 1),
+)
+"""Error kind -> message prefix and exit code; the first match wins."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -240,18 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         err.print(f"error: {e.format_message()}{hint}", markup=False)
         return getattr(e, "exit_code", 2)
-    except UserError as e:
-        err.print(f"error: {e}", markup=False)
-        return 2
-    except DeviceError as e:
-        err.print(f"device error: {e}", markup=False)
-        return 3
-    except ModelError as e:
-        err.print(f"model error: {e}", markup=False)
-        return 4
     except PixelPilotError as e:
-        err.print(f"error: {e}", markup=False)
-        return 1
+        prefix, code = next((p, c) for cls, p, c in EXIT_CODES if isinstance(e, cls))
+        err.print(f"{prefix}: {e}", markup=False)
+        return code
 
 
 def _terminate(signum: int, frame: Any) -> None:

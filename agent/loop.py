@@ -8,6 +8,7 @@ intact. Recording and progress reporting are callbacks around the loop, not code
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -85,10 +86,8 @@ class Agent:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
         t_start = time.monotonic()
         device_meta: dict[str, object] = {"name": self.device.name, "kind": self.device.kind}
-        try:
+        with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
             device_meta.update(asdict(self.device.geometry))
-        except DeviceError:
-            pass  # the first observe reports it as the step's error
         self.recorder.start(
             RunMeta(
                 task=task,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from pixelpilot.agent.errors import ConfigError, DeviceError
+from pixelpilot.tools._process import terminate
 
 __all__ = ["FixtureApp", "StateTimeout"]
 
@@ -101,13 +102,7 @@ class FixtureApp:
     def stop(self) -> None:
         """Terminate the app (SIGTERM, then SIGKILL after 3 s) and remove temporary files."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout=3)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from pixelpilot.agent.errors import ConfigError, DeviceError
+from pixelpilot.tools._process import terminate
 
 __all__ = ["VirtualDisplay", "ensure_display", "ensure_xauthority", "xvfb_available"]
 
@@ -188,13 +189,7 @@ class VirtualDisplay:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout=5)
         if self._log is not None:
             self._log.close()
             self._log = None
