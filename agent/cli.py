@@ -75,7 +75,7 @@ def run(
     task: Annotated[str, typer.Argument(help="What the agent should do.")],
     model: Annotated[str, typer.Option(help="Model reference, e.g. scripted:outputs.yaml")],
     dialect: Annotated[str, typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5")],
-    device: Annotated[str, typer.Option(help="desktop[:DISPLAY]")] = "desktop",
+    device: Annotated[str, typer.Option(help="desktop, or desktop:N for X display :N")] = "desktop",
     max_steps: Annotated[int, typer.Option(min=1)] = 15,
     max_seconds: Annotated[float, typer.Option(min=1)] = 300.0,
     max_retries: Annotated[int, typer.Option(min=0)] = 2,
@@ -90,7 +90,9 @@ def run(
 
     kind, _, arg = device.partition(":")
     if kind != "desktop":
-        raise UserError(f"unknown device {device!r}; available: desktop[:DISPLAY]")
+        raise UserError(f"unknown device {device!r}; available: desktop, desktop:N")
+    if arg and ":" not in arg:
+        arg = f":{arg}"  # desktop:1 means X display :1
     the_dialect = get_dialect(dialect)
     the_model = load_model(model)
     rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-run")

@@ -1,6 +1,6 @@
 """The desktop device: mss screenshots in, pyautogui pointer and keys, XTEST typing out (X11).
 
-Executing an action is split in two, as in android_env: ``plan`` is a pure function that turns
+Executing an action is split in two, as in android_env: ``desktop_plan.plan`` is a pure function that turns
 an action (points in screen_px) into the exact commands to run, JSON-able lists such as
 ``["pyautogui.click", {"x": 640.0, "y": 400.0, "button": "left", "clicks": 1, ...}]`` or
 ``["xtest.type", {"text": "Zoë"}]``; ``DesktopDevice`` runs them by looking the name up in a
@@ -23,7 +23,6 @@ import contextlib
 import importlib
 import os
 import socket
-import string
 import sys
 import time
 from collections.abc import Callable
@@ -35,17 +34,10 @@ from PIL import Image
 from pixelpilot.agent.actions import (
     DESKTOP_KINDS,
     Action,
-    Click,
     Drag,
-    Hotkey,
-    Move,
     Point,
-    Scroll,
-    TypeText,
-    normalize_key,
 )
 from pixelpilot.agent.errors import (
-    ActionRejected,
     ConfigError,
     DeviceError,
     DeviceLost,
@@ -53,8 +45,9 @@ from pixelpilot.agent.errors import (
     FailSafeTriggered,
     PixelPilotError,
 )
-from pixelpilot.agent.geometry import ScreenGeometry, to_logical
+from pixelpilot.agent.geometry import ScreenGeometry
 from pixelpilot.tools.base import Device, Executed, Observation
+from pixelpilot.tools.desktop_plan import KNOWN_KEYS, Command, hotkey_keys, plan
 from pixelpilot.tools.x11_keyboard import KeyTyper
 from pixelpilot.tools.xvfb import ensure_xauthority
 
@@ -68,124 +61,10 @@ __all__ = [
     "plan",
 ]
 
-Command = list[Any]
-
-_NAMED_KEYS = """
-    add alt altleft altright apps backspace capslock ctrl ctrlleft ctrlright decimal del delete
-    divide down end enter esc escape execute help home insert left multiply numlock pagedown
-    pageup pause pgdn pgup print printscreen prntscrn prtsc prtscr return right scrolllock
-    select separator shift shiftleft shiftright space subtract tab up win winleft winright
-""".split()  # noqa: SIM905 - a word list reads better than 50 quoted strings
-KNOWN_KEYS: frozenset[str] = frozenset(
-    _NAMED_KEYS
-    + [f"f{i}" for i in range(1, 25)]
-    + [f"num{i}" for i in range(10)]
-    + [c for c in string.printable if c not in "\x0b\x0c"]
-)
-"""Key names pyautogui can press on X11 (its KEY_NAMES minus those with no X11 keysym)."""
-
 FAILSAFE_MESSAGE = (
     "pyautogui fail-safe: the pointer is in a screen corner, so a human took over; "
     "move it away from the corner and re-run"
 )
-
-
-# -- pure: action -> commands ---------------------------------------------------------------
-def plan(
-    action: Action,
-    geometry: ScreenGeometry,
-    *,
-    pointer: tuple[float, float] | None = None,
-    drag_steps: int = 10,
-    click_interval: float = 0.05,
-) -> list[Command]:
-    """The exact commands that perform ``action`` (points in screen_px) on ``geometry``.
-
-    Pointer coordinates become pyautogui's global logical coordinates (``to_logical``: origin
-    of the monitor plus pixels / scale). ``pointer`` is the current pointer position in
-    screen_px, needed only by a drag without a start. Raises ActionRejected for keys or text
-    that cannot be typed. Control actions (finish, ask_user) need no commands.
-    """
-    if isinstance(action, Click):
-        return [[
-            "pyautogui.click",
-            {**_xy(action.point, geometry), "button": action.button, "clicks": action.count,
-             "interval": click_interval if action.count > 1 else 0.0},
-        ]]  # fmt: skip
-    if isinstance(action, Move):
-        return [["pyautogui.moveTo", _xy(action.point, geometry)]]
-    if isinstance(action, Drag):
-        return _drag(action, geometry, pointer, drag_steps)
-    if isinstance(action, Scroll):
-        vertical = action.direction in ("up", "down")
-        sign = 1 if action.direction in ("up", "right") else -1
-        args: dict[str, Any] = {"clicks": sign * action.amount}
-        if action.point is not None:
-            args.update(_xy(action.point, geometry))
-        return [["pyautogui.scroll" if vertical else "pyautogui.hscroll", args]]
-    if isinstance(action, TypeText):
-        return _type(action.text)
-    if isinstance(action, Hotkey):
-        return [["pyautogui.hotkey", {"keys": hotkey_keys(action.keys)}]]
-    if action.kind in ("finish", "ask_user", "wait"):
-        return []
-    raise ActionRejected(f"the desktop cannot do {action.kind!r}")
-
-
-def _xy(p: Point, geom: ScreenGeometry) -> dict[str, float]:
-    x, y = to_logical(p.x, p.y, geom)  # type: ignore[arg-type]  # float pixels are fine here
-    return {"x": round(float(x), 2), "y": round(float(y), 2)}
-
-
-def _drag(
-    action: Drag, geom: ScreenGeometry, pointer: tuple[float, float] | None, steps: int
-) -> list[Command]:
-    """mouseDown, ``steps`` moveTo steps, mouseUp: apps see real motion events."""
-    if steps < 1:
-        raise ValueError("drag_steps must be at least 1")
-    end = action.end
-    if action.start is not None:
-        sx, sy = action.start.x, action.start.y
-        start = _xy(action.start, geom)
-        cmds: list[Command] = [["pyautogui.mouseDown", {**start, "button": action.button}]]
-    elif pointer is not None:
-        sx, sy = pointer
-        cmds = [["pyautogui.mouseDown", {"button": action.button}]]  # press where it is
-    else:
-        raise ValueError("a drag without a start needs the current pointer position")
-    for i in range(1, steps + 1):
-        p = Point(x=sx + (end.x - sx) * i / steps, y=sy + (end.y - sy) * i / steps,
-                  space="screen_px")  # fmt: skip
-        cmds.append(["pyautogui.moveTo", _xy(p, geom)])
-    cmds.append(["pyautogui.mouseUp", {**_xy(end, geom), "button": action.button}])
-    return cmds
-
-
-def _type(text: str) -> list[Command]:
-    """One XTEST typing command; a newline presses Enter, a tab Tab."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    bad = sorted({c for c in text if (ord(c) < 32 and c not in "\t\n") or 127 <= ord(c) < 160})
-    if bad:
-        codes = ", ".join(f"U+{ord(c):04X}" for c in bad)
-        raise ActionRejected(f"type: text holds control characters ({codes}); use hotkey for keys")
-    return [["xtest.type", {"text": text}]]
-
-
-_BLANK_KEYS = {" ": "space", "\t": "tab", "\n": "enter", "\r": "enter"}
-
-
-def hotkey_keys(keys: list[str]) -> list[str]:
-    """Normalized key names; ActionRejected naming the first key pyautogui cannot press."""
-    out = []
-    for key in keys:
-        k = normalize_key(key) if key.strip() else _BLANK_KEYS.get(key, key)
-        if k not in KNOWN_KEYS:
-            raise ActionRejected(
-                f"hotkey: unknown key {key!r}; use names like ctrl, alt, shift, win, enter, esc, "
-                "tab, backspace, delete, up, pagedown, f1..f24, or a single character"
-            )
-        out.append(k)
-    return out
 
 
 # -- I/O -----------------------------------------------------------------------------------------
@@ -308,8 +187,8 @@ class DesktopDevice(Device):
         d = self._display or os.environ.get("DISPLAY")
         if not d:
             raise ConfigError(
-                "no X display: pass display=':N', set DISPLAY, or start one with "
-                "pixelpilot.tools.xvfb.ensure_display()"
+                "no X display: set DISPLAY, or name one (CLI: --device desktop:N; "
+                "Python: DesktopDevice(display=':N')); pixelpilot.tools.xvfb starts a virtual one"
             )
         return d
 
