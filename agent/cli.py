@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from pixelpilot.agent.actions import points
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
 
 app = typer.Typer(
@@ -52,8 +53,7 @@ def _progress(step: Any) -> None:
 
 def _describe(step: Any) -> str:
     a, d = step.action, step.device_action
-    pts = [p for p in (getattr(d, n, None) for n in ("point", "start", "end")) if p is not None]
-    where = " ".join(f"({p.x:g},{p.y:g})px" for p in pts)
+    where = " ".join(f"({p.x:g},{p.y:g})px" for p in points(d))
     extra = ""
     if a.kind == "type":
         extra = f" {a.text!r}"

@@ -27,17 +27,31 @@ from pixelpilot.agent.actions import (
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, from_screen
+from pixelpilot.scenarios import fixture_app
 
 OUT = Path(__file__).resolve().parents[1] / "scenarios" / "desktop"
 GEOM = ScreenGeometry(1280, 800)
 CTX = StepContext("desktop", DESKTOP_KINDS, GEOM, HUB_PIXELS.resize(1280, 800))
 ALL = ("qwen2vl", "qwen25vl", "uitars")
 
-# centres of the fixture's widgets, screen px (fixed layout, see scenarios/fixture_app.py)
+
+def _centre(x: int, y: int, w: int, h: int) -> tuple[int, int]:
+    return x + w // 2, y + h // 2
+
+
+def _on_canvas(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    cx, cy, _, _ = fixture_app.LAYOUT["canvas"]
+    return cx + (box[0] + box[2]) // 2, cy + (box[1] + box[3]) // 2
+
+
+# points on the fixture's widgets, screen px, from its fixed layout (scenarios/fixture_app.py)
 W = {
-    "name": (600, 125), "email": (600, 175), "subscribe": (463, 225), "submit": (510, 280),
-    "items": (870, 200), "block": (405, 460), "target": (850, 460), "menu_target": (440, 635),
-    "double_target": (660, 635), "menu_rename": (481, 669), "item_030": (870, 193),
+    **{k: _centre(*fixture_app.LAYOUT[k]) for k in
+       ("name", "email", "submit", "menu_target", "double_target")},
+    "block": _on_canvas(fixture_app.BLOCK), "target": _on_canvas(fixture_app.TARGET),
+    # measured on the running app: the checkbox's indicator, a point inside the list, the
+    # posted menu's "Rename" entry and row 30 after scrolling 5 wheel clicks (Tk font metrics)
+    "subscribe": (463, 225), "items": (870, 200), "menu_rename": (481, 669), "item_030": (870, 193),
 }  # fmt: skip
 
 
