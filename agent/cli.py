@@ -20,6 +20,7 @@ from typer.exceptions import TyperException
 
 from pixelpilot.agent.actions import points
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
+from pixelpilot.scenarios.targets import DEVICE_HELP
 
 app = typer.Typer(
     add_completion=False,
@@ -73,39 +74,49 @@ def _display(width: int, height: int):
 @app.command()
 def run(
     task: Annotated[str, typer.Argument(help="What the agent should do.")],
-    model: Annotated[str, typer.Option(help="Model reference, e.g. scripted:outputs.yaml")],
-    dialect: Annotated[str, typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5")],
-    device: Annotated[str, typer.Option(help="desktop, or desktop:N for X display :N")] = "desktop",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model: a short name (see 'pixelpilot model list'), a local "
+            "checkpoint directory, tiny, openai:URL#NAME or scripted:FILE."
+        ),
+    ] = "tiny",
+    dialect: Annotated[
+        str | None,
+        typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5 (default: the model's own)"),
+    ] = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "desktop",
     max_steps: Annotated[int, typer.Option(min=1)] = 15,
     max_seconds: Annotated[float, typer.Option(min=1)] = 300.0,
     max_retries: Annotated[int, typer.Option(min=0)] = 2,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where run directories go.")
+    ] = DEFAULT_RUNS,
 ) -> None:
     """Run TASK with a model on a device and record the trajectory."""
     from pixelpilot.agent.dialects import get_dialect
     from pixelpilot.agent.loop import Agent, Budgets
     from pixelpilot.agent.trajectory import DirectoryRecorder
-    from pixelpilot.tools.desktop import DesktopDevice
-    from pixelpilot.vlm.registry import load_model
+    from pixelpilot.scenarios.targets import open_device
+    from pixelpilot.vlm.registry import default_dialect, load_model
 
-    kind, _, arg = device.partition(":")
-    if kind != "desktop":
-        raise UserError(f"unknown device {device!r}; available: desktop, desktop:N")
-    if arg and ":" not in arg:
-        arg = f":{arg}"  # desktop:1 means X display :1
-    the_dialect = get_dialect(dialect)
+    the_device = open_device(device)  # a bad reference fails before a model loads
+    the_dialect = get_dialect(dialect or default_dialect(model))
     the_model = load_model(model)
     rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-run")
-    with DesktopDevice(display=arg or None) as dev:
-        agent = Agent(
-            model=the_model,
-            device=dev,
-            dialect=the_dialect,
-            budgets=Budgets(max_steps, max_seconds, max_retries),
-            recorder=rec,
-            on_step=_progress,
-        )
-        result = agent.run(task)
+    try:
+        with the_device as dev:
+            agent = Agent(
+                model=the_model,
+                device=dev,
+                dialect=the_dialect,
+                budgets=Budgets(max_steps, max_seconds, max_retries),
+                recorder=rec,
+                on_step=_progress,
+            )
+            result = agent.run(task)
+    finally:
+        the_model.close()
     _summary(result.status, result.reason, result.answer, result.trajectory)
     raise typer.Exit(0 if result.status == "success" else 1)
 
@@ -120,7 +131,9 @@ def _summary(status: str, reason: str, answer: str, trajectory: str | None) -> N
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where run directories go.")
+    ] = DEFAULT_RUNS,
 ) -> None:
     """Run the built-in demo scenario on a virtual display (scripted model outputs)."""
     from pixelpilot.scenarios.spec import BUILTIN_DIR
@@ -132,7 +145,9 @@ def demo(
 def scenario_run(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     dialect: Annotated[str | None, typer.Option(help="Only this dialect's script.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where run directories go.")
+    ] = DEFAULT_RUNS,
 ) -> None:
     """Run one scenario (every dialect it has a script for) and check the outcome."""
     _run_files([file], dialect=dialect, out_dir=out_dir)
@@ -140,8 +155,12 @@ def scenario_run(
 
 @scenario_app.command("test")
 def scenario_test(
-    path: Annotated[Path | None, typer.Argument(help="File or directory (default: built-in).")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = DEFAULT_RUNS,
+    path: Annotated[
+        Path | None, typer.Argument(help="File or directory (default: built-in).")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where run directories go.")
+    ] = DEFAULT_RUNS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per step.")] = False,
 ) -> None:
     """Run every scenario under PATH; exit 0 only when every check holds."""
@@ -155,7 +174,9 @@ def scenario_test(
 
 @scenario_app.command("list")
 def scenario_list(
-    path: Annotated[Path | None, typer.Argument(help="File or directory (default: built-in).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="File or directory (default: built-in).")
+    ] = None,
 ) -> None:
     """List scenarios with their target, dialects and description."""
     from rich.table import Table
@@ -174,11 +195,13 @@ def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: b
     from pixelpilot.scenarios.spec import load_scenario
 
     scenarios = [load_scenario(f) for f in files]  # every file must load before anything runs
-    sizes = {s.target.screen for s in scenarios}
+    sizes = {s.target.screen for s in scenarios if s.target.kind == "desktop"}
     if len(sizes) > 1:
-        raise UserError(f"scenarios need different screens {sorted(sizes)}; run them separately")
+        raise UserError(
+            f"desktop scenarios need different screens {sorted(sizes)}; run them separately"
+        )
     failed = 0
-    with _display(*sizes.pop()):
+    with _display(*sizes.pop()) if sizes else contextlib.nullcontext():
         for s in scenarios:
             for o in run_scenario(
                 s,

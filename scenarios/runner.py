@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pixelpilot.agent.errors import ScenarioError
 from pixelpilot.agent.loop import Agent, Budgets
@@ -18,6 +19,7 @@ from pixelpilot.agent.trajectory import (
     StepRecord,
 )
 from pixelpilot.scenarios.spec import Scenario
+from pixelpilot.scenarios.targets import open_target
 from pixelpilot.vlm.scripted import ScriptedModel
 
 CHECK_TIMEOUT_S = 3.0
@@ -47,11 +49,8 @@ def run_scenario(
 ) -> list[Outcome]:
     """Run ``scenario`` once per dialect in its scripts (or only ``dialects``).
 
-    Needs a display (DISPLAY set); each run gets a fresh copy of the target app.
+    Desktop targets need a display (DISPLAY set); each run gets a fresh copy of the target.
     """
-    from pixelpilot.scenarios.fixture import FixtureApp
-    from pixelpilot.tools.desktop import DesktopDevice
-
     chosen = dialects or list(scenario.scripts)
     for d in chosen:
         if d not in scenario.scripts:
@@ -59,25 +58,15 @@ def run_scenario(
                 f"{scenario.name}: no script for dialect {d!r}; it has {', '.join(scenario.scripts)}"
             )
     outcomes = []
-    width, height = scenario.target.screen
     for dialect in chosen:
         recorder: Recorder = NullRecorder()
         if out_dir is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             recorder = DirectoryRecorder(Path(out_dir) / f"{stamp}-{scenario.name}-{dialect}")
-        with (
-            FixtureApp(width=width, height=height, command=scenario.target.command) as app,
-            DesktopDevice() as device,
-        ):
-            geom = device.geometry
-            if (geom.width, geom.height) != (width, height):
-                raise ScenarioError(
-                    f"{scenario.name}: written for a {width}x{height} screen but the display is "
-                    f"{geom.width}x{geom.height}; run it on a display of that size"
-                )
+        with open_target(scenario.target, name=scenario.name) as target:
             agent = Agent(
                 model=ScriptedModel(scenario.scripts[dialect], name=f"scripted:{scenario.name}"),
-                device=device,
+                device=target.device,
                 dialect=dialect,
                 budgets=Budgets(**scenario.budgets.model_dump()),
                 recorder=recorder,
@@ -87,8 +76,8 @@ def run_scenario(
             result = agent.run(scenario.task)
             outcome = Outcome(scenario.name, dialect, result)
             _judge_end(scenario, outcome)
-            if scenario.checks:
-                _judge_state(scenario, app, outcome)
+            if scenario.checks and target.state is not None:
+                _judge_state(scenario, target.state, outcome)
         outcomes.append(outcome)
     return outcomes
 
@@ -109,11 +98,13 @@ def _judge_end(scenario: Scenario, outcome: Outcome) -> None:
         (outcome.passes if ok else outcome.failures).append(line)
 
 
-def _judge_state(scenario: Scenario, app, outcome: Outcome) -> None:
-    """Poll the app's state until every check holds or CHECK_TIMEOUT_S passes."""
+def _judge_state(
+    scenario: Scenario, read_state: Callable[[], dict[str, Any]], outcome: Outcome
+) -> None:
+    """Poll the target's state until every check holds or CHECK_TIMEOUT_S passes."""
     deadline = time.monotonic() + CHECK_TIMEOUT_S
     while True:
-        state = app.state()
+        state = read_state()
         results = [check.evaluate(state) for check in scenario.checks]
         if all(ok for ok, _ in results) or time.monotonic() > deadline:
             break

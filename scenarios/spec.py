@@ -5,10 +5,14 @@ A scenario is a YAML file::
     name: click-submit                  # optional; defaults to the file name
     description: Click Submit once.     # optional
     target:                             # what to start and act on
-      kind: desktop                     # desktop (android and robot come later)
+      kind: desktop                     # desktop | android | robot
       app: fixture                      # the built-in Tk fixture app, or:
       # command: [xterm]                # any command (then no state checks)
       screen: [1280, 800]               # the display size the coordinates assume
+
+Android targets are the built-in phone fixture reached through the real adb
+(``{kind: android, app: phone, start: signin, screen: [720, 1280]}``); robot targets are a
+pybullet scene seen through its camera (``{kind: robot, scene: tray, screen: [640, 480]}``).
     task: Click the Submit button.
     budgets: {max_steps: 5, max_seconds: 60, max_retries: 2}
     scripts:                            # one run per dialect, each with its raw outputs
@@ -33,7 +37,7 @@ an app updates its state a moment after the input arrives.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -47,17 +51,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Target(_Strict):
+class DesktopTarget(_Strict):
+    """An X display of ``screen`` size with the Tk fixture app or any command on it."""
+
     kind: Literal["desktop"] = "desktop"
     app: Literal["fixture"] | None = None
     command: list[str] | None = None
     screen: tuple[int, int] = (1280, 800)
 
     @model_validator(mode="after")
-    def _one_app(self) -> Target:
+    def _one_app(self) -> DesktopTarget:
         if (self.app is None) == (self.command is None):
             raise ValueError("give exactly one of 'app' or 'command'")
         return self
+
+    @property
+    def has_state(self) -> bool:
+        return self.app is not None
+
+
+class AndroidTarget(_Strict):
+    """The built-in phone fixture (the device side of adb), reached through the real adb."""
+
+    kind: Literal["android"]
+    app: Literal["phone"] = "phone"
+    start: str = "home"
+    screen: tuple[int, int] = (720, 1280)
+    density: int = Field(320, ge=80, le=800)
+
+    has_state: ClassVar[bool] = True
+
+
+class RobotTarget(_Strict):
+    """A pybullet tabletop scene seen through its camera (``screen`` is the image size)."""
+
+    kind: Literal["robot"]
+    scene: str = "tray"
+    screen: tuple[int, int] = (640, 480)
+    seed: int = 0
+
+    has_state: ClassVar[bool] = True
+
+
+Target = Annotated[DesktopTarget | AndroidTarget | RobotTarget, Field(discriminator="kind")]
+TARGET_KINDS = ("desktop", "android", "robot")
 
 
 class ScenarioBudgets(_Strict):
@@ -83,7 +120,9 @@ class Check(_Strict):
 
     @model_validator(mode="after")
     def _one_test(self) -> Check:
-        tests = [n for n in ("equals", "not_equals", "contains") if getattr(self, n) is not _MISSING]
+        tests = [
+            n for n in ("equals", "not_equals", "contains") if getattr(self, n) is not _MISSING
+        ]
         tests += [n for n in ("at_least", "at_most", "exists") if getattr(self, n) is not None]
         if len(tests) != 1:
             raise ValueError(
@@ -107,7 +146,10 @@ class Check(_Strict):
             return ok, f"{self.path} contains {self.contains!r} (got {shown})"
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if self.at_least is not None:
-            return number and value >= self.at_least, f"{self.path} >= {self.at_least:g} (got {shown})"
+            return (
+                number and value >= self.at_least,
+                f"{self.path} >= {self.at_least:g} (got {shown})",
+            )
         return number and value <= self.at_most, f"{self.path} <= {self.at_most:g} (got {shown})"
 
 
@@ -122,6 +164,18 @@ class Scenario(_Strict):
     checks: list[Check] = Field(default_factory=list)
     path: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        target = data.get("target") if isinstance(data, dict) else None
+        if isinstance(target, dict):
+            kind = target.setdefault("kind", "desktop")
+            if kind not in TARGET_KINDS:
+                raise ValueError(
+                    f"target.kind: unknown {kind!r}; use one of: {', '.join(TARGET_KINDS)}"
+                )
+        return data
+
     @model_validator(mode="after")
     def _known_dialects(self) -> Scenario:
         from pixelpilot.agent.dialects import DIALECTS
@@ -133,7 +187,7 @@ class Scenario(_Strict):
                 )
             if not outputs:
                 raise ValueError(f"scripts.{name}: needs at least one output")
-        if self.checks and self.target.app is None:
+        if self.checks and not self.target.has_state:
             raise ValueError("checks need a target with state (app: fixture)")
         return self
 
@@ -144,7 +198,11 @@ def lookup(state: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+        elif (
+            isinstance(node, list)
+            and part.lstrip("-").isdigit()
+            and -len(node) <= int(part) < len(node)
+        ):
             node = node[int(part)]
         else:
             return _MISSING
@@ -170,7 +228,10 @@ def load_scenario(path: str | Path) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        parts = [str(p) for p in err["loc"]]
+        if parts[:1] == ["target"] and parts[1:2] and parts[1] in TARGET_KINDS:
+            del parts[1]  # the union's tag: the file says target.screen, not target.desktop.screen
+        loc = ".".join(parts)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"

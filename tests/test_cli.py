@@ -43,7 +43,8 @@ def test_help_everywhere(args):
     ("args", "message"),
     [
         (["run", "x", "--bogus"], "No such option: --bogus"),
-        (["run", "x", "--dialect", "qwen2vl"], "Missing option '--model'"),
+        (["run", "x", "--model", "qwen2-vl-7b"], "hf download Qwen/Qwen2-VL-7B-Instruct"),
+        (["run", "x", "--model", "openai:ftp://h#m"], "write openai:http://HOST:PORT/v1#MODEL_NAME"),
         (["run", "x", "--model", "scripted:/no/such.yaml", "--dialect", "qwen2vl"], "not found"),
         (["run", "x", "--model", "llava", "--dialect", "qwen2vl"], "unknown model 'llava'"),
         (["run", "x", "--model", "scripted:{script}", "--dialect", "qwen9"], "unknown dialect"),

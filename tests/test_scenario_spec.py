@@ -85,3 +85,34 @@ def test_shipped_scenarios_load():
     for f in files:
         s = load_scenario(f)
         assert s.checks and s.description and s.target.app == "fixture"
+
+
+def test_android_and_robot_targets_parse_with_defaults(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text(
+        "task: t\ntarget: {kind: android, start: signin}\nscripts: {qwen2vl: [x]}\n"
+        "checks: [{path: screen, equals: list}]\n"
+    )
+    s = load_scenario(f)
+    assert (s.target.kind, s.target.app, s.target.start, s.target.screen) == (
+        "android", "phone", "signin", (720, 1280)
+    )
+    f.write_text("task: t\ntarget: {kind: robot, scene: stack}\nscripts: {qwen2vl: [x]}\n")
+    s = load_scenario(f)
+    assert (s.target.kind, s.target.scene, s.target.screen) == ("robot", "stack", (640, 480))
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("{kind: moon}", "target.kind: unknown 'moon'; use one of: desktop, android, robot"),
+        ("{kind: robot, app: fixture}", "target.app: unknown field"),
+        ("{kind: android, density: 5}", "target.density"),
+    ],
+)
+def test_bad_targets_name_the_field(tmp_path, target, message):
+    f = tmp_path / "t.yaml"
+    f.write_text(f"task: t\ntarget: {target}\nscripts: {{qwen2vl: [x]}}\n")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(f)
+    assert message in str(err.value)

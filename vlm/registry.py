@@ -1,27 +1,131 @@
-"""Model references -> VisionModel instances: the one place the CLI and scenarios resolve them.
+"""Model references -> VisionModel instances: the one place the CLI, scenarios and the API
+resolve them.
 
-``scripted:FILE`` reads a YAML list of raw outputs (any dialect) and replays them in order.
+A reference is one of:
+
+- a short name from ``CARDS`` (``qwen2-vl-7b``, ``ui-tars-7b``, ...): the hub checkpoint it
+  names, with that family's dialect and pixel budget, loaded by the local transformers backend
+  from this machine's hub cache (no download is started: a missing checkpoint is one line that
+  says what to download and how to point at a directory);
+- ``tiny`` / ``tiny-qwenvocab``: the built-in tiny checkpoint (random weights), built on first use;
+- a checkpoint directory (anything ``from_pretrained`` reads), optionally ``DIR#DIALECT``;
+- ``openai:URL#MODEL``: an OpenAI-compatible server (vLLM, SGLang, ``transformers serve``);
+- ``scripted:FILE``: a YAML list of raw outputs (any dialect), replayed in order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pixelpilot.agent.errors import ConfigError
+from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.vlm.base import VisionModel
 from pixelpilot.vlm.scripted import ScriptedModel
 
-MODEL_HELP = "scripted:FILE (a YAML list of raw model outputs)"
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A known checkpoint: where it lives, how it talks, what pixel budget it was trained with."""
+
+    name: str
+    hub_id: str
+    dialect: str
+    pixels: PixelBudget
+    gigabytes: float
+    """bf16 weights on disk, for the download hint."""
 
 
-def load_model(ref: str) -> VisionModel:
-    """Resolve a model reference; raises ConfigError with what to write instead."""
+_UITARS_V1 = PixelBudget(100 * 28 * 28, 2700 * 28 * 28)  # UI-TARS SDK, MAX_PIXELS_V1_0
+_UITARS_V15 = PixelBudget(100 * 28 * 28, 16384 * 28 * 28)  # UI-TARS README_coordinates
+_SHOWUI = PixelBudget(256 * 28 * 28, 1344 * 28 * 28)  # ShowUI README
+
+CARDS: dict[str, ModelCard] = {
+    c.name: c
+    for c in (
+        ModelCard("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct", "qwen2vl", HUB_PIXELS, 4.4),
+        ModelCard("qwen2-vl-7b", "Qwen/Qwen2-VL-7B-Instruct", "qwen2vl", HUB_PIXELS, 16.6),
+        ModelCard("qwen2-vl-72b", "Qwen/Qwen2-VL-72B-Instruct", "qwen2vl", HUB_PIXELS, 147.0),
+        ModelCard("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen25vl", HUB_PIXELS, 16.6),
+        ModelCard("ui-tars-7b", "bytedance-research/UI-TARS-7B-DPO", "uitars", _UITARS_V1, 16.6),
+        ModelCard(
+            "ui-tars-1.5-7b", "ByteDance-Seed/UI-TARS-1.5-7B", "uitars-1.5", _UITARS_V15, 16.6
+        ),
+        ModelCard("os-atlas-pro-7b", "OS-Copilot/OS-Atlas-Pro-7B", "osatlas", HUB_PIXELS, 16.6),
+        ModelCard("showui-2b", "showlab/ShowUI-2B", "showui", _SHOWUI, 4.4),
+    )
+}
+TINY = {"tiny": "small", "tiny-qwenvocab": "qwen"}
+MODEL_HELP = (
+    f"a short name ({', '.join(CARDS)}), tiny, a checkpoint directory, "
+    "openai:URL#MODEL, or scripted:FILE (a YAML list of raw model outputs)"
+)
+
+
+def default_dialect(ref: str) -> str:
+    """The dialect a reference's model speaks (qwen2vl where the reference doesn't say)."""
+    if ref in CARDS:
+        return CARDS[ref].dialect
+    if not ref.startswith(("scripted:", "openai:")) and "#" in ref:
+        return ref.rpartition("#")[2]
+    return "qwen2vl"
+
+
+def load_model(ref: str, **options: object) -> VisionModel:
+    """Resolve a model reference; raises ConfigError with what to write or download instead.
+
+    ``options`` go to the backend (e.g. ``device``, ``dtype``, ``pixels``, ``temperature``).
+    """
     kind, _, arg = ref.partition(":")
     if kind == "scripted":
         return _scripted(arg)
-    raise ConfigError(f"unknown model {ref!r}; available: {MODEL_HELP}")
+    if kind == "openai":
+        return _server(arg, options)
+    if ref in TINY:
+        from pixelpilot.vlm.local import LocalModel
+        from pixelpilot.vlm.tiny import ensure_tiny
+
+        path = ensure_tiny(vocab=TINY[ref])  # type: ignore[arg-type]
+        return LocalModel(str(path), name=ref, **options)  # type: ignore[arg-type]
+    if ref in CARDS:
+        card = CARDS[ref]
+        _require_cached(card)
+        from pixelpilot.vlm.local import LocalModel
+
+        options.setdefault("pixels", card.pixels)
+        return LocalModel(card.hub_id, dialect=card.dialect, name=ref, **options)  # type: ignore[arg-type]
+    path, _, dialect = ref.partition("#")
+    if Path(path).is_dir():
+        from pixelpilot.vlm.local import LocalModel
+
+        return LocalModel(path, dialect=dialect or None, **options)  # type: ignore[arg-type]
+    raise ConfigError(f"unknown model {ref!r}; use {MODEL_HELP}")
+
+
+def _require_cached(card: ModelCard) -> None:
+    """Fail in one line, before transformers tries the network, when the weights aren't here."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(card.hub_id, "config.json"), str):
+        return
+    raise ConfigError(
+        f"{card.name}: the weights of {card.hub_id} ({card.gigabytes:g} GB) are not on this "
+        f"machine; download them with 'hf download {card.hub_id}' or pass a local copy with "
+        f"--model /path/to/checkpoint#{card.dialect}"
+    )
+
+
+def _server(arg: str, options: dict[str, object]) -> VisionModel:
+    url, _, name = arg.partition("#")
+    if not url.startswith(("http://", "https://")) or not name:
+        raise ConfigError(
+            f"bad server reference 'openai:{arg}'; write openai:http://HOST:PORT/v1#MODEL_NAME"
+        )
+    from pixelpilot.vlm.openai_server import OpenAIServerModel
+
+    return OpenAIServerModel(url, name, **options)  # type: ignore[arg-type]
 
 
 def _scripted(path: str) -> ScriptedModel:
