@@ -19,6 +19,7 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from pixelpilot.agent.actions import points
+from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
 from pixelpilot.scenarios.targets import DEVICE_HELP
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenario files.")
 app.add_typer(scenario_app, name="scenario")
+register_trajectory_commands(app)  # view, eval, export
 out = Console(highlight=False, soft_wrap=True)
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"
@@ -131,14 +133,53 @@ def _summary(status: str, reason: str, answer: str, trajectory: str | None) -> N
 
 @app.command()
 def demo(
+    model: Annotated[
+        str, typer.Option(help="Model reference (default: the built-in tiny one).")
+    ] = "tiny",
+    scripted: Annotated[
+        bool, typer.Option(help="Replay the demo scenario's scripted outputs instead.")
+    ] = False,
+    max_steps: Annotated[int, typer.Option(min=1)] = 5,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
 ) -> None:
-    """Run the built-in demo scenario on a virtual display (scripted model outputs)."""
-    from pixelpilot.scenarios.spec import BUILTIN_DIR
+    """Run the demo task on the fixture app on a virtual display with a real model.
 
-    _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
+    The default model is the built-in tiny Qwen2-VL checkpoint, built here on first use with no
+    network. Its weights are RANDOM: every answer is a valid, grammar-constrained call that
+    really executes, but it does not aim at anything. Exit 0 unless the run hit an error.
+    """
+    from pixelpilot.agent.loop import Agent, Budgets
+    from pixelpilot.agent.trajectory import DirectoryRecorder
+    from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
+    from pixelpilot.scenarios.targets import open_target
+    from pixelpilot.vlm.registry import default_dialect, load_model
+
+    if scripted:
+        _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
+    scenario = load_scenario(BUILTIN_DIR / DEMO)
+    if model in ("tiny", "tiny-qwenvocab"):
+        out.print(
+            "[yellow]note:[/] the tiny checkpoint has random weights: its calls are valid "
+            "and really executed, but aimless until a trained demo model exists"
+        )
+    the_model = load_model(model)
+    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-demo")
+    try:
+        with _display(*scenario.target.screen), open_target(scenario.target) as target:
+            result = Agent(
+                model=the_model,
+                device=target.device,
+                dialect=default_dialect(model),
+                budgets=Budgets(max_steps=max_steps, max_seconds=600),
+                recorder=rec,
+                on_step=_progress,
+            ).run(scenario.task)
+    finally:
+        the_model.close()
+    _summary(result.status, result.reason, result.answer, result.trajectory)
+    raise typer.Exit(3 if result.status == "error" else 0)
 
 
 @scenario_app.command("run")

@@ -85,7 +85,11 @@ class Agent:
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
         t_start = time.monotonic()
-        device_meta: dict[str, object] = {"name": self.device.name, "kind": self.device.kind}
+        device_meta: dict[str, object] = {
+            "name": self.device.name,
+            "kind": self.device.kind,
+            "supported": sorted(self.device.supported),
+        }
         with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
             device_meta.update(asdict(self.device.geometry))
         self.recorder.start(
@@ -145,6 +149,7 @@ class Agent:
         timings["capture"] = obs.seconds
         geom = obs.geometry
         step.geometry = asdict(geom)
+        step.boxes = obs.extra.get("boxes")
         step.resized = resized = self.model.resized_size(geom.width, geom.height)
         ctx = StepContext(self.device.kind, self.device.supported, geom, resized)
         feedback: str | None = None
@@ -186,7 +191,7 @@ class Agent:
             except DeviceError as exc:
                 step.error = str(exc)
                 return self._record(step, obs), _EndRun("error", str(exc))
-            step.action, step.device_action = action, device_action
+            step.action, step.device_action, step.result = action, device_action, result_text
             history.append(Turn(raw=gen.text, result=result_text))
             return self._record(step, obs), outcome
         reason = f"no valid action after {len(step.attempts)} answers; last error: {feedback}"

@@ -69,6 +69,11 @@ class StepRecord(BaseModel):
     executed: Executed | None = None
     error: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+    result: str | None = None
+    """What the model was told after the action ("Done.", the user's answer, ...)."""
+    boxes: dict[str, list[int]] | None = None
+    """Element boxes on the screen [x, y, w, h] in screen pixels, where the device knows
+    them (the fixture apps, a uiautomator dump); offline evaluation scores points against them."""
 
     @property
     def retries(self) -> int:
@@ -161,7 +166,9 @@ class DirectoryRecorder(Recorder):
         (self.path / "screens").mkdir(parents=True, exist_ok=True)
         _write_atomic(self.path / "run.json", meta.model_dump_json(indent=2))
         self._steps_file = open(self.path / "steps.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self._thread = threading.Thread(target=self._writer, name="pixelpilot-recorder", daemon=True)
+        self._thread = threading.Thread(
+            target=self._writer, name="pixelpilot-recorder", daemon=True
+        )
         self._thread.start()
 
     def _append(self, step: StepRecord, image: Image.Image | None) -> StepRecord:
@@ -233,27 +240,19 @@ def load_trajectory(path: str | os.PathLike[str]) -> Trajectory:
         raw_meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{meta_file}: not valid JSON ({exc})") from None
-    version = raw_meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise UserError(
-            f"{root}: trajectory format {version!r} is not readable by this pixelpilot "
-            f"(reads up to {FORMAT_VERSION}); upgrade pixelpilot"
-        )
+    from pixelpilot.agent.trajectory_compat import read_step_objects, upgrade
+
+    step_objs, truncated = read_step_objects(root)
+    raw_meta, step_objs = upgrade(raw_meta, step_objs)  # any written version -> this one
     meta = RunMeta.model_validate(raw_meta)
     steps: list[StepRecord] = []
-    truncated = False
-    steps_file = root / "steps.jsonl"
-    lines = steps_file.read_text(encoding="utf-8").split("\n") if steps_file.exists() else []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, obj in enumerate(step_objs, 1):
         try:
-            steps.append(StepRecord.model_validate_json(line))
+            steps.append(StepRecord.model_validate(obj))
         except ValidationError as exc:
-            if n == len(lines):  # no newline after it: the process died while writing it
-                truncated = True
-                break
-            raise UserError(f"{steps_file}: line {n} is not a step record: {exc.errors()[0]['msg']}") from None
+            raise UserError(
+                f"{root / 'steps.jsonl'}: step {n} is not a step record: {exc.errors()[0]['msg']}"
+            ) from None
     result = None
     result_file = root / "result.json"
     if result_file.exists():

@@ -174,6 +174,14 @@ class FixtureApp:
         """Widget boxes [x, y, w, h] in screen pixels."""
         return dict(self.state().get("boxes", {}))
 
+    def element_boxes(self) -> dict[str, list[int]]:
+        """Every element's box [x, y, w, h]: widgets, list items ("item:N"), menu entries."""
+        state = self.state()
+        out = dict(state.get("boxes", {}))
+        out.update({f"item:{k}": v for k, v in state.get("item_boxes", {}).items()})
+        out.update({f"menu:{k}": v for k, v in (state.get("menu_entries") or {}).items()})
+        return out
+
     def box(self, name: str) -> list[int]:
         boxes = self.boxes
         if name not in boxes:

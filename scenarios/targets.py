@@ -52,7 +52,10 @@ def _start(target: Target, stack: contextlib.ExitStack) -> OpenTarget:
         width, height = target.screen
         app = stack.enter_context(FixtureApp(width=width, height=height, command=target.command))
         device: Device = stack.enter_context(DesktopDevice())
-        return OpenTarget(device, app.state if target.app is not None else None)
+        if target.app is None:
+            return OpenTarget(device, None)
+        device.boxes = app.element_boxes
+        return OpenTarget(device, app.state)
     if isinstance(target, AndroidTarget):
         from pixelpilot.scenarios.phone import PhoneFixture
         from pixelpilot.tools.android import AndroidDevice

@@ -81,7 +81,7 @@ def test_corrupt_middle_line_is_an_error(tmp_path):
     rec._steps_file.write("{not json}\n")
     rec.append(_step(3), None)
     rec.finish(RunResult(status="success"))
-    with pytest.raises(UserError, match="line 2 is not a step record"):
+    with pytest.raises(UserError, match="line 2 is not JSON"):
         load_trajectory(tmp_path / "run")
 
 

@@ -8,6 +8,7 @@ map unexpected backend exceptions to ``DeviceError`` once, for every device.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -57,6 +58,9 @@ class Device(ABC):
     name: str = "device"
 
     _connected: bool = False
+    boxes: Callable[[], dict[str, list[int]]] | None = None
+    """Set by whoever knows the target (e.g. a fixture app): element boxes in screen pixels,
+    noted on each observation so a trajectory can be scored offline."""
 
     # -- public API: checks, timing, error mapping ----------------------------------------
     def open(self) -> Device:
@@ -88,6 +92,8 @@ class Device(ABC):
         with self._errors("observe"):
             obs = self._observe()
         obs.seconds = time.perf_counter() - t0
+        if self.boxes is not None:  # the target's element boxes, for offline evaluation
+            obs.extra["boxes"] = self.boxes()
         return obs
 
     def execute(self, action: Action) -> Executed:
