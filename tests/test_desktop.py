@@ -391,3 +391,19 @@ def test_keysyms_for_typing() -> None:
     assert [keysym_for(c) for c in "a<é"] == [0x61, 0x3C, 0xE9]
     assert keysym_for("東") == 0x01006771 and keysym_for("✓") == 0x01002713
     assert keysym_for("\n") == XK.XK_Return and keysym_for("\t") == XK.XK_Tab
+
+
+def test_observe_after_an_action_shows_its_drawing(
+    fixture_app: FixtureApp, desktop: DesktopDevice
+) -> None:
+    """The frame after typing shows the typed text: observe waits for the screen to change
+    before it waits for it to settle (two identical grabs of the old frame are not 'settled')."""
+    _focus_name(fixture_app, desktop)
+    x, y, w, h = fixture_app.box("name")
+    for i in range(3):
+        before = desktop.observe().image.crop((x, y, x + w, y + h))
+        desktop.execute(TypeText(text="W"))
+        obs = desktop.observe()
+        assert obs.extra["changed"] is True, i
+        assert obs.image.crop((x, y, x + w, y + h)).tobytes() != before.tobytes(), i
+    assert desktop.observe().extra["changed"] is None  # no action since the last observe

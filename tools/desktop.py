@@ -154,8 +154,10 @@ class DesktopDevice(Device):
 
     Options: ``display`` (default ``$DISPLAY`` at open), ``monitor`` (mss index; 1 is the first
     monitor, 0 all of them), ``settle_timeout``/``settle_interval`` (how long and how often
-    observe polls for two identical grabs), ``drag_steps`` (pointer moves between press and
-    release).
+    observe polls for two identical grabs), ``change_timeout`` (after an action, how long observe
+    first waits for the screen to differ from the frame before it: an app draws a moment after
+    input arrives, and two identical grabs of the OLD frame would otherwise pass as settled),
+    ``drag_steps`` (pointer moves between press and release).
     """
 
     kind = "desktop"
@@ -168,18 +170,23 @@ class DesktopDevice(Device):
         monitor: int = 1,
         settle_timeout: float = 1.5,
         settle_interval: float = 0.01,
+        change_timeout: float = 0.2,
         drag_steps: int = 10,
         name: str = "desktop",
     ) -> None:
         self._display = display
         self.monitor = monitor
         self.settle_timeout, self.settle_interval = settle_timeout, settle_interval
+        self.change_timeout = change_timeout
+        self._before: bytes | None = None
+        """The last observed frame, while an action since then may still be drawing."""
         self.drag_steps = drag_steps
         self._typer: KeyTyper | None = None
         self.name = name
         self._sct: Any = None
         self._geometry: ScreenGeometry | None = None
         self._lost = False
+        self._last: bytes | None = None
 
     @property
     def display(self) -> str:
@@ -250,8 +257,17 @@ class DesktopDevice(Device):
     def _observe(self) -> Observation:
         if self._lost:
             raise DeviceLost(f"X display {self._display} is gone")
+        shot, grabs, changed = self._grab(), 1, None
+        if self._before is not None:  # an action ran: give the app a moment to start drawing
+            changed = shot.raw != self._before
+            until = time.monotonic() + self.change_timeout
+            while not changed and time.monotonic() < until:
+                time.sleep(self.settle_interval)
+                shot, grabs = self._grab(), grabs + 1
+                changed = shot.raw != self._before
+            self._before = None
         deadline = time.monotonic() + self.settle_timeout
-        shot, grabs, settled = self._grab(), 1, False
+        settled = False
         while time.monotonic() < deadline:
             time.sleep(self.settle_interval)
             nxt = self._grab()
@@ -260,10 +276,10 @@ class DesktopDevice(Device):
                 settled = True
                 break
             shot = nxt
+        self._last = shot.raw
         image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
-        return Observation(
-            image=image, geometry=self.geometry, extra={"settled": settled, "grabs": grabs}
-        )
+        extra = {"settled": settled, "grabs": grabs, "changed": changed}
+        return Observation(image=image, geometry=self.geometry, extra=extra)
 
     # -- execute ---------------------------------------------------------------------------------
     def _execute(self, action: Action) -> Executed:
@@ -303,6 +319,7 @@ class DesktopDevice(Device):
                 f"pyautogui lost its connection to X display {self._display} "
                 f"({type(lost).__name__}); restart the process"
             ) from exc
+        self._before = self._last  # the next observe waits for this action's drawing
         return Executed(action=done_action, commands=commands)
 
     @staticmethod
