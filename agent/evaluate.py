@@ -192,7 +192,9 @@ def history_turn(
     """The turn a later prompt repeats for ``step``: its recorded answer, rewritten in
     ``dialect`` when the recording used another one."""
     action = step.action
-    result = "Finished." if action is not None and action.kind == "finish" else "Done."
+    result = step.result or (
+        "Finished." if action is not None and action.kind == "finish" else "Done."
+    )
     raw = accepted_raw(step) or ""
     if dialect.name != recorded_dialect and step.device_action is not None:
         with contextlib.suppress(ValueError):  # if this dialect cannot write it, keep the text

@@ -210,7 +210,7 @@ class Agent:
                 return _EndRun("failure", reason), ""
             return None, f"The user answered: {self.ask_user(action.question)}"
         step.executed = self.device.execute(device_action)
-        return None, "Done."
+        return None, f"Done. {step.executed.note}".strip()  # e.g. a robot's "grasped nothing"
 
     def _record(self, step: StepRecord, obs: Observation | None) -> StepRecord:
         t0 = time.perf_counter()

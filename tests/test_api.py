@@ -19,8 +19,9 @@ def test_exports_are_locked():
         "get_dialect", "load_trajectory", "replay",
     ]  # fmt: skip
     assert pixelpilot.tools.__all__ == [
-        "DesktopDevice", "Device", "Executed", "Observation", "VirtualDisplay"
-    ]
+        "AndroidDevice", "DesktopDevice", "Device", "Executed", "Observation", "RobotDevice",
+        "VirtualDisplay",
+    ]  # fmt: skip
     assert pixelpilot.vlm.__all__ == [
         "Generation", "Message", "Prompt", "ScriptedModel", "VisionModel", "load_model"
     ]

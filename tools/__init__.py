@@ -1,4 +1,4 @@
-"""Devices: where actions are executed. ``DesktopDevice`` is imported lazily (it needs X11)."""
+"""Devices: where actions are executed. Backends are imported lazily (X11, adb, pybullet)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,21 @@ from typing import Any
 
 from pixelpilot.tools.base import Device, Executed, Observation
 
-__all__ = ["DesktopDevice", "Device", "Executed", "Observation", "VirtualDisplay"]
-_LAZY = {"DesktopDevice": "pixelpilot.tools.desktop", "VirtualDisplay": "pixelpilot.tools.xvfb"}
+__all__ = [
+    "AndroidDevice",
+    "DesktopDevice",
+    "Device",
+    "Executed",
+    "Observation",
+    "RobotDevice",
+    "VirtualDisplay",
+]
+_LAZY = {
+    "AndroidDevice": "pixelpilot.tools.android",
+    "DesktopDevice": "pixelpilot.tools.desktop",
+    "RobotDevice": "pixelpilot.tools.robot",
+    "VirtualDisplay": "pixelpilot.tools.xvfb",
+}
 
 
 def __getattr__(name: str) -> Any:
