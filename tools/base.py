@@ -8,8 +8,8 @@ map unexpected backend exceptions to ``DeviceError`` once, for every device.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
