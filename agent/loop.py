@@ -171,6 +171,7 @@ class Agent:
                 prompt_tokens=gen.prompt_tokens,
                 output_tokens=gen.output_tokens,
                 visual_tokens=gen.visual_tokens,
+                timings=gen.timings,
             )
             step.attempts.append(attempt)
             try:

@@ -48,6 +48,8 @@ class Attempt(BaseModel):
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     visual_tokens: int | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    """The backend's own stages (preprocess, vision, prefill, decode, ...), in seconds."""
 
 
 class StepRecord(BaseModel):

@@ -1,4 +1,5 @@
-"""Shared fixtures: one X display for the whole session, the Tk fixture app, a desktop device.
+"""Shared fixtures: one X display for the whole session, the Tk fixture app, a desktop device,
+the two tiny Qwen2-VL checkpoints (built once per session into the session's temp dir).
 
 ``display`` starts ONE Xvfb (1280x800) unless ``$DISPLAY`` is already set, and points
 ``DISPLAY`` at it before anything imports pyautogui (which binds the display it finds when
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,31 @@ def desktop(display: str) -> Iterator[DesktopDevice]:
         yield device
     finally:
         device.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a loaded 2-core machine two threads make tiny ops 5-100x slower
+    (each parallel region waits for a descheduled thread)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="session")
+def tiny_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with the small locally trained vocabulary."""
+    from pixelpilot.vlm.tiny import ensure_tiny
+
+    return ensure_tiny("small", tmp_path_factory.getbasetemp() / "tiny-small")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with the real 151,643-rank Qwen vocabulary (model vocab 151936)."""
+    from pixelpilot.vlm.tiny import ensure_tiny
+
+    return ensure_tiny("qwen", tmp_path_factory.getbasetemp() / "tiny-qwen")

@@ -23,8 +23,9 @@ def test_exports_are_locked():
         "VirtualDisplay",
     ]  # fmt: skip
     assert pixelpilot.vlm.__all__ == [
-        "Generation", "Message", "Prompt", "ScriptedModel", "VisionModel", "load_model"
-    ]
+        "Generation", "LocalModel", "Message", "OpenAIServerModel", "Prompt", "ScriptedModel",
+        "VisionModel", "load_model",
+    ]  # fmt: skip
     for module in (pixelpilot.agent, pixelpilot.tools, pixelpilot.vlm):
         for name in module.__all__:
             assert getattr(module, name) is not None

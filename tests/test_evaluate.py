@@ -156,14 +156,11 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert data["overall"]["exact"] == 1.0 and len(data["steps"]) == 4
 
 
-def test_tiny_real_model_runs_through_eval() -> None:
-    try:
-        from pixelpilot.vlm.local import LocalModel
-        from pixelpilot.vlm.tiny import ensure_tiny
-    except ImportError as exc:
-        pytest.skip(f"the local backend or the tiny checkpoint is not available: {exc}")
+def test_tiny_real_model_runs_through_eval(tiny_small: Path) -> None:
+    from pixelpilot.vlm.local import LocalModel
+
     # a small pixel budget keeps the CPU prefill short (240 visual tokens instead of 1334)
-    model = LocalModel(str(ensure_tiny("small")), pixels=PixelBudget(3136, 256 * 28 * 28))
+    model = LocalModel(str(tiny_small), pixels=PixelBudget(3136, 256 * 28 * 28))
     traj = load_trajectory(V1)
     dialect = get_dialect(traj.meta.dialect)
     report = evaluate(model, [V1])

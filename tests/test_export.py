@@ -78,16 +78,11 @@ def test_export_command(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def processor() -> Any:
-    try:
-        from transformers import AutoProcessor
+def processor(tiny_qwen: Path) -> Any:
+    """The real Qwen2-VL processor of the tiny checkpoint with the real Qwen vocabulary."""
+    from transformers import AutoProcessor
 
-        from pixelpilot.vlm.tiny import ensure_tiny
-
-        path = ensure_tiny("qwen")  # the real Qwen vocabulary: decoding is the real one
-    except ImportError as exc:
-        pytest.skip(f"tiny checkpoint builder not available: {exc}")
-    return AutoProcessor.from_pretrained(path)
+    return AutoProcessor.from_pretrained(tiny_qwen)
 
 
 def _hf_messages(messages: list[dict[str, str]]) -> list[dict[str, Any]]:

@@ -63,6 +63,11 @@ class Dialect(ABC):
     def format(self, action: Any, ctx: StepContext) -> str:
         """An Action (points in ``self.space``) written as this family's model would write it."""
 
+    def grammar(self, ctx: StepContext) -> str | None:
+        """A Lark grammar (for llguidance) that admits only answers ``parse`` accepts for this
+        step, or None when the family has none. Cached: cheap to call every step."""
+        return None
+
     def build_prompt(
         self,
         task: str,
@@ -92,7 +97,7 @@ class Dialect(ABC):
             )
         parts.append({"type": "image", "image": image})
         msgs.append(Message("user", parts))
-        return Prompt(messages=msgs, meta={"dialect": self.name})
+        return Prompt(messages=msgs, grammar=self.grammar(ctx), meta={"dialect": self.name})
 
     def task_text(self, task: str) -> str:
         return f"Task: {task}"

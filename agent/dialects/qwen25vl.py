@@ -330,6 +330,13 @@ class Qwen25VLDialect(Dialect):
         action = action_from_call(kind, call, self.space)
         return require(action, ctx, self.space, f"{tool} action {act!r}", actions)
 
+    def grammar(self, ctx: StepContext) -> str:
+        from pixelpilot.vlm.grammar import qwen25vl_grammar
+
+        return qwen25vl_grammar(
+            ctx.device_kind, frozenset(ctx.kinds), (ctx.resized[0], ctx.resized[1])
+        )
+
     def format(self, action: Any, ctx: StepContext) -> str:
         tool = _BY_DEVICE.get(ctx.device_kind)
         if tool is not None and action.kind in TOOLS[tool].kinds:

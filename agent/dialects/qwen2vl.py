@@ -124,6 +124,11 @@ class Qwen2VLDialect(Dialect):
         action = action_from_call(name, args, self.space)
         return require(action, ctx, self.space, repr(name), offered)
 
+    def grammar(self, ctx: StepContext) -> str:
+        from pixelpilot.vlm.grammar import qwen2vl_grammar
+
+        return qwen2vl_grammar(frozenset(ctx.kinds))
+
     def format(self, action: Any, ctx: StepContext) -> str:
         args = call_arguments(action, self.space, self.name)
         return f"{FN_NAME}: {action.kind}\n{FN_ARGS}: {json.dumps(args, ensure_ascii=False)}"

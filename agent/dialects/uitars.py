@@ -361,6 +361,12 @@ class UITarsDialect(Dialect):
             return f"open_app(app_name='{escape_single(a.app)}')"
         raise ValueError(f"{self.name} cannot express {a.kind!r}")
 
+    def grammar(self, ctx: StepContext) -> str:
+        from pixelpilot.vlm.grammar import uitars_grammar
+
+        resized = (ctx.resized[0], ctx.resized[1]) if self.space == "resized_px" else None
+        return uitars_grammar(self.name, ctx.device_kind, frozenset(ctx.kinds), resized)
+
     def format(self, action: Any, ctx: StepContext) -> str:
         call = self._call(action)
         if isinstance(action, AskUser):

@@ -1,0 +1,472 @@
+"""The local transformers backend: any Qwen2-VL-architecture checkpoint, our own decode loop.
+
+Loading is the standard one (``AutoProcessor`` / ``AutoModelForImageTextToText``, local files
+only: a missing checkpoint is a one-line ConfigError, never a download or a hang). The pixel
+budget is always set on the processor (default: the hub checkpoints' 3136..12845056, not the bare
+processor's 1280*28*28), so a screenshot goes in at full resolution unless the user sets one.
+
+Decoding is a plain loop over ``model(...)`` instead of ``generate`` because it needs three things
+``generate`` does not give together:
+- grammar constraints (``prompt.grammar``, through ``constrained.GrammarConstraint``);
+- grammar-forced tokens (markers, JSON keys) fed in ONE forward pass with the sampled token before
+  them, instead of one decode step each;
+- a KV cache of the text before the screenshot (system prompt, tool schema, task, history) kept
+  across steps: each call reuses the longest common token prefix and only runs the rest.
+M-RoPE positions are computed once per call by the model's own ``get_rope_index`` and passed
+explicitly; ``model.model.rope_deltas`` (state that survives between calls) is reset each call.
+With ``compile=True`` the cache is a StaticCache and, on CUDA, single-token steps run through
+``torch.compile`` (CUDA graphs); prefill and multi-token forced chunks stay eager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pixelpilot.agent.errors import ConfigError
+from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
+from pixelpilot.vlm.base import Generation, Prompt, VisionModel
+from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
+
+ForcedMode = Literal["batch", "step", "off"]
+"""How grammar-forced tokens are fed: all in one forward pass with the token before them
+("batch"), one forward pass each ("step": same tokens, same text, for comparison), or not used
+at all, every token sampled under the mask ("off")."""
+
+ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl")
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
+_STATIC_BUCKET = 1024  # StaticCache lengths are rounded up to this, to limit reallocations
+
+
+@dataclass
+class DecodeStats:
+    """What the last ``generate`` did, beyond Generation's fields (bench and tests read it)."""
+
+    reused_tokens: int = 0  # prompt tokens whose KV came from the previous call
+    prefilled_tokens: int = 0  # prompt tokens run in the prefill forward pass
+    forward_passes: int = 0  # decode forward passes after the prefill
+    sampled_tokens: int = 0  # tokens chosen from logits
+    forced_tokens: int = 0  # tokens the grammar forced
+    mask_s: float = 0.0  # time in the grammar (mask + advance + forced)
+    token_ids: list[int] = field(default_factory=list)
+
+
+class LocalModel(VisionModel):
+    """A Qwen2-VL-family checkpoint (directory or hub id already on disk) run in-process."""
+
+    def __init__(
+        self,
+        ref: str,
+        *,
+        dialect: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        attn_implementation: str = "sdpa",
+        pixels: PixelBudget | None = None,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        reuse_prefix: bool = True,
+        compile: bool = False,
+        constrain: bool = True,
+        forced: ForcedMode = "batch",
+        name: str | None = None,
+        parts: tuple[Any, Any] | None = None,
+    ) -> None:
+        """``parts``: an already built (processor, model), e.g. a model made from a config for a
+        benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's."""
+        import torch
+
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if forced not in ("batch", "step", "off"):
+            raise ConfigError(f"forced must be batch, step or off, got {forced!r}")
+        self.ref = ref
+        self.dialect = dialect
+        self.name = name or f"local:{ref}"
+        self.pixels = pixels or HUB_PIXELS
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.reuse_prefix = reuse_prefix
+        self.constrain = constrain
+        self.forced = forced
+        if parts is not None:
+            self.processor, self.model = parts
+            self.device, self.dtype = self.model.device, self.model.dtype
+        else:
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.dtype = _torch_dtype(dtype, self.device)
+            self.processor, self.model = _load(ref, self.device, self.dtype, attn_implementation)
+        self.config = self.model.config
+        self.vocab_size = int(self.config.get_text_config().vocab_size)
+        self.set_pixels(self.pixels)
+        tok = self.processor.tokenizer
+        self.tokenizer = tok
+        self.stop_ids = frozenset(
+            i
+            for i in (
+                tok.convert_tokens_to_ids("<|im_end|>"),
+                tok.convert_tokens_to_ids("<|endoftext|>"),
+            )
+            if isinstance(i, int) and i >= 0
+        )
+        self.vision_start_id = int(self.config.vision_start_token_id)
+        self._generator = torch.Generator(device=self.device)
+        if seed is not None:
+            self.seed(seed)
+        self.static = compile
+        self._step_fn: Any = self._forward
+        if compile and self.device.type == "cuda":
+            compiled = torch.compile(self._forward, mode="reduce-overhead", dynamic=False)
+            # CUDA graphs reuse their output buffer: copy the logits out before the next replay
+            self._step_fn = lambda ids, pos: compiled(ids, pos).clone()
+        self._cache: Any = None
+        self._cached_ids: list[int] = []
+        self.last_stats = DecodeStats()
+
+    # -- VisionModel ---------------------------------------------------------------------
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.pixels.resize(width, height)
+
+    def close(self) -> None:
+        self._cache = None
+        self._cached_ids = []
+
+    def seed(self, seed: int) -> None:
+        """Restart the sampler's random stream (temperature > 0) from ``seed``."""
+        self._generator.manual_seed(seed)
+
+    def reset_prefix(self) -> None:
+        """Forget the cached prompt prefix (the next call prefills everything)."""
+        self._cache = None
+        self._cached_ids = []
+
+    def _generate(self, prompt: Prompt) -> Generation:
+        import torch
+
+        timings: dict[str, float] = {}
+        with _timer(timings, "preprocess", self._sync):
+            inputs = self.encode(prompt)
+        grammar = prompt.grammar if self.constrain else None
+        with torch.inference_mode():
+            ids, stats = self._decode(inputs, grammar, timings)
+        with _timer(timings, "detokenize"):
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        grid = inputs.get("image_grid_thw")
+        visual = resized = None
+        if grid is not None:
+            merge = self.processor.image_processor.merge_size
+            visual = int(sum(int(t * h * w) for t, h, w in grid.tolist()) // merge**2)
+            patch = self.processor.image_processor.patch_size
+            _, gh, gw = grid[-1].tolist()
+            resized = (int(gw) * patch, int(gh) * patch)
+        self.last_stats = stats
+        return Generation(
+            text=text,
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            output_tokens=len(ids),
+            visual_tokens=visual,
+            resized=resized,
+            timings=timings,
+        )
+
+    # -- preprocessing -------------------------------------------------------------------
+    def encode(self, prompt: Prompt) -> Any:
+        """The processor's tensors for ``prompt`` (chat template, image resize and patches)."""
+        messages = [
+            {
+                "role": m.role,
+                "content": [
+                    {"type": "image"}
+                    if p["type"] == "image"
+                    else {"type": "text", "text": p["text"]}
+                    for p in m.content
+                ],
+            }
+            for m in prompt.messages
+        ]
+        text = self.processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        images = prompt.images or None
+        return self.processor(text=[text], images=images, return_tensors="pt")
+
+    def set_pixels(self, budget: PixelBudget) -> None:
+        """Use ``budget`` (min/max pixels of the resized screenshot) from the next call on."""
+        from transformers.image_utils import SizeDict
+
+        self.pixels = budget
+        ip = self.processor.image_processor
+        ip.size = SizeDict(shortest_edge=budget.min_pixels, longest_edge=budget.max_pixels)
+        for attr in ("min_pixels", "max_pixels"):  # older processors read these directly
+            if hasattr(ip, attr):
+                setattr(ip, attr, getattr(budget, attr))
+
+    # -- decoding ------------------------------------------------------------------------
+    def _decode(
+        self, inputs: Any, grammar: str | None, timings: dict[str, float]
+    ) -> tuple[list[int], DecodeStats]:
+        try:
+            return self._decode_impl(inputs, grammar, timings)
+        except BaseException:
+            self.reset_prefix()  # the cache may hold a half-written step
+            raise
+
+    def _decode_impl(
+        self, inputs: Any, grammar: str | None, timings: dict[str, float]
+    ) -> tuple[list[int], DecodeStats]:
+        import torch
+
+        stats = DecodeStats()
+        dev = self.device
+        input_ids = inputs["input_ids"]
+        prompt_ids: list[int] = input_ids[0].tolist()
+        n_prompt = len(prompt_ids)
+        self.model.model.rope_deltas = None  # M-RoPE state from an earlier call must not leak
+        constraint = self._constraint(grammar)
+
+        # positions of the whole prompt; text before the first image has position == index
+        grid = inputs.get("image_grid_thw")
+        if grid is not None:
+            pos, deltas = self.model.model.get_rope_index(
+                input_ids, mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=grid
+            )
+            delta = int(deltas.reshape(-1)[0])
+        else:
+            pos = torch.arange(n_prompt).view(1, 1, -1).expand(3, 1, -1)
+            delta = 0
+        # the KV of text before the first image may be reused (at least one token is run)
+        cut = (
+            prompt_ids.index(self.vision_start_id)
+            if self.vision_start_id in prompt_ids
+            else n_prompt
+        )
+        cut = min(cut, n_prompt - 1)
+        reuse = self._take_cache(prompt_ids[:cut] if self.reuse_prefix else [], n_prompt)
+        stats.reused_tokens = reuse
+        stats.prefilled_tokens = n_prompt - reuse
+
+        # tokens the grammar forces before the first choice
+        head: list[int] = []
+        if constraint is not None and self.forced != "off":
+            t0 = time.perf_counter()
+            head = self._take_forced(constraint)
+            stats.mask_s += time.perf_counter() - t0
+        n_fed = n_prompt
+        with _timer(timings, "vision", self._sync):
+            vision = None
+            if grid is not None:
+                pixel_values = inputs["pixel_values"].to(dev, self.dtype)
+                vision = self.model.model.get_image_features(
+                    pixel_values, grid.to(dev), return_dict=True
+                )
+        with _timer(timings, "prefill", self._sync):
+            feed = input_ids[:, reuse:].to(dev)
+            positions = pos[:, :, reuse:].to(dev)
+            if head and self.forced == "batch":
+                feed = torch.cat([feed, torch.tensor([head], device=dev)], dim=1)
+                positions = torch.cat([positions, self._positions(n_fed, len(head), delta)], dim=2)
+                n_fed += len(head)
+            logits = self._forward(
+                feed, positions, {"image": vision} if vision is not None else None
+            )
+        t_decode = time.perf_counter()
+        out: list[int] = []
+        stats.forced_tokens = len(head)
+        done = self._finished(head, out, constraint)
+        pending = [] if n_fed > n_prompt else head  # "step" mode feeds the head one by one
+        while not done:
+            chunks = [pending] if self.forced == "batch" else [[t] for t in pending]
+            for chunk in filter(None, chunks):
+                step = self._step_fn if len(chunk) == 1 else self._forward
+                ids_t = torch.tensor([chunk], device=dev)
+                logits = step(ids_t, self._positions(n_fed, len(chunk), delta))
+                n_fed += len(chunk)
+                stats.forward_passes += 1
+            t0 = time.perf_counter()
+            if constraint is not None:
+                constraint.mask_logits(logits)
+            t1 = time.perf_counter()
+            token = self._pick(logits)
+            pending = [token]
+            if constraint is not None:
+                t2 = time.perf_counter()
+                constraint.advance(token)
+                if self.forced != "off" and token not in self.stop_ids:
+                    pending += self._take_forced(constraint)
+                stats.mask_s += (t1 - t0) + (time.perf_counter() - t2)
+            stats.sampled_tokens += 1
+            stats.forced_tokens += len(pending) - 1
+            done = self._finished(pending, out, constraint)
+        self._sync()
+        timings["decode"] = time.perf_counter() - t_decode
+        timings["grammar"] = stats.mask_s
+        stats.token_ids = out
+        if self.reuse_prefix:
+            self._keep_prefix(prompt_ids[:cut])
+        return out, stats
+
+    def _finished(self, new: list[int], out: list[int], constraint: Any) -> bool:
+        """Append ``new`` to ``out`` up to a stop token or the token budget; True when done."""
+        for t in new:
+            if t in self.stop_ids or len(out) >= self.max_new_tokens:
+                return True
+            out.append(t)
+        return len(out) >= self.max_new_tokens or (constraint is not None and constraint.done)
+
+    def _positions(self, start: int, n: int, delta: int) -> Any:
+        import torch
+
+        p = torch.arange(start + delta, start + delta + n, device=self.device)
+        return p.view(1, 1, -1).expand(3, 1, -1)
+
+    def _forward(self, ids: Any, positions: Any, mm_encoder_outputs: Any = None) -> Any:
+        """One forward pass over ``ids`` at ``positions`` (3, 1, n); logits of the last token."""
+        out = self.model(
+            input_ids=ids,
+            position_ids=positions,
+            cache=self._cache,
+            use_cache=True,
+            mm_encoder_outputs=mm_encoder_outputs,
+            logits_to_keep=1,
+        )
+        return out.logits[0, -1].float()
+
+    def _pick(self, logits: Any) -> int:
+        import torch
+
+        if self.temperature <= 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        # exponential-race sampling (argmax p_i / E_i, E_i ~ Exp(1)) draws i with probability
+        # p_i, like multinomial, at a tenth of its cost over a 152k vocabulary on a CPU
+        race = torch.empty_like(probs).exponential_(1.0, generator=self._generator)
+        return int(torch.argmax(probs / race))
+
+    def _constraint(self, grammar: str | None) -> Any:
+        if grammar is None:
+            return None
+        from pixelpilot.vlm.constrained import GrammarConstraint
+
+        return GrammarConstraint(grammar, self.tokenizer, self.vocab_size)
+
+    def _take_forced(self, constraint: Any) -> list[int]:
+        """Advance the grammar over every token it forces now; returns them."""
+        taken: list[int] = []
+        while not constraint.done and (forced := constraint.forced()):
+            for t in forced:
+                constraint.advance(t)
+                taken.append(t)
+                if t in self.stop_ids or constraint.done:
+                    return taken
+        return taken
+
+    # -- the prompt-prefix KV cache -----------------------------------------------------
+    def _take_cache(self, prefix: Sequence[int], n_prompt: int) -> int:
+        """Crop the kept cache to its longest common prefix with ``prefix``; returns that length.
+
+        A StaticCache is kept (its tensors have fixed addresses for CUDA graphs) unless too small.
+        """
+        from transformers import DynamicCache, StaticCache
+
+        need = n_prompt + self.max_new_tokens + 1
+        if self._cache is None or (self.static and self._cache.get_max_length() < need):
+            self._cached_ids = []
+            if self.static:
+                size = -(-need // _STATIC_BUCKET) * _STATIC_BUCKET
+                self._cache = StaticCache(config=self.config, max_cache_len=size)
+            else:
+                self._cache = DynamicCache(config=self.config)
+        common = _common_prefix(self._cached_ids, prefix)
+        self._cache.crop(common - int(self._cache.get_seq_length()))
+        self._cached_ids = list(prefix[:common])
+        return common
+
+    def _keep_prefix(self, prefix: list[int]) -> None:
+        """After a call: keep only the KV of the text before the image for the next call."""
+        seen = int(self._cache.get_seq_length())
+        keep = min(len(prefix), seen)
+        self._cache.crop(keep - seen)
+        self._cached_ids = list(prefix[:keep])
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+@contextlib.contextmanager
+def _timer(timings: dict[str, float], key: str, sync: Any = None) -> Iterator[Any]:
+    """Adds the block's seconds to ``timings[key]``; yields a function returning them."""
+    t0 = time.perf_counter()
+    spent = [0.0]
+    try:
+        yield lambda: spent[0]
+    finally:
+        if sync is not None:
+            sync()
+        spent[0] = time.perf_counter() - t0
+        timings[key] = timings.get(key, 0.0) + spent[0]
+
+
+def _torch_dtype(dtype: str | None, device: Any) -> Any:
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    value = getattr(torch, _DTYPES.get(dtype, dtype), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ConfigError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
+    return value
+
+
+def _load(ref: str, device: Any, dtype: Any, attn: str) -> tuple[Any, Any]:
+    """Processor and model from a checkpoint directory or a hub id already in the local cache."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    path = Path(ref).expanduser()
+    is_dir = path.is_dir()
+    if not is_dir and (ref.startswith((".", "/", "~")) or path.suffix or ref.count("/") > 1):
+        raise ConfigError(f"model directory {ref!r} not found")
+    if is_dir and not (path / "config.json").is_file():
+        raise ConfigError(f"{ref}: no config.json; not a transformers checkpoint directory")
+    where = str(path) if is_dir else ref
+    try:
+        config = AutoConfig.from_pretrained(where, local_files_only=True)
+        if config.model_type not in ARCHITECTURES:
+            raise ConfigError(
+                f"{ref}: architecture {config.model_type!r} is not a Qwen2-VL family model "
+                f"({', '.join(ARCHITECTURES)})"
+            )
+        processor = AutoProcessor.from_pretrained(where, local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(
+            where, local_files_only=True, dtype=dtype, attn_implementation=attn
+        )
+    except OSError as exc:
+        if is_dir:
+            raise ConfigError(f"{ref}: incomplete checkpoint ({_first_line(exc)})") from None
+        raise ConfigError(
+            f"no local weights for {ref!r}: download them with `hf download {ref} --local-dir DIR` "
+            "on a machine with network access, then pass that directory as the model"
+        ) from None
+    return processor, model.to(device).eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
