@@ -161,12 +161,14 @@ def demo(
     if scripted:
         _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
     scenario = load_scenario(BUILTIN_DIR / DEMO)
+    options: dict[str, Any] = {}
     if model in ("tiny", "tiny-qwenvocab"):
+        options = {"temperature": 1.0, "seed": 3}  # greedy on random weights repeats one call
         out.print(
             "[yellow]note:[/] the tiny checkpoint has random weights: its calls are valid "
             "and really executed, but aimless until a trained demo model exists"
         )
-    the_model = load_model(model)
+    the_model = load_model(model, **options)
     rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-demo")
     try:
         with _display(*scenario.target.screen), open_target(scenario.target) as target:

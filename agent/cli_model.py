@@ -1,4 +1,4 @@
-"""``pixelpilot model ...``: build a tiny local checkpoint, describe a checkpoint.
+"""``pixelpilot model ...``: list the registry, build a tiny local checkpoint, describe one.
 
 ``init-tiny DIR`` writes a random-weight Qwen2-VL checkpoint that loads with ``from_pretrained``
 (no network). ``info DIR|HUB_ID`` reads only JSON files and the safetensors headers, so it is
@@ -39,6 +39,22 @@ def init_tiny(
         raise ConfigError(f"{directory} exists and is not empty; pick a new directory")
     path = build_tiny(directory, vocab=vocab, seed=seed)  # type: ignore[arg-type]
     _out.print(f"tiny Qwen2-VL checkpoint ({vocab} vocabulary, random weights) written to {path}")
+
+
+@model_app.command("list")
+def list_models() -> None:
+    """The registry's short names: hub checkpoint, dialect, pixel budget, whether it is here."""
+    from rich.table import Table
+
+    from pixelpilot.vlm.registry import CARDS, is_cached
+
+    table = Table("name", "checkpoint", "dialect", "pixels (min..max)", "on this machine", box=None)
+    for card in CARDS.values():
+        here = "yes" if is_cached(card) else f"no ({card.gigabytes:g} GB)"
+        pixels = f"{card.pixels.min_pixels}..{card.pixels.max_pixels}"
+        table.add_row(card.name, card.hub_id, card.dialect, pixels, here)
+    table.add_row("tiny", "built here on first use", "qwen2vl", "hub default", "random weights")
+    Console(highlight=False, width=max(_out.width, 120)).print(table)
 
 
 @model_app.command("info")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,8 +75,32 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
 def test_scenario_list():
     r = cli("scenario", "list")
     assert r.returncode == 0
-    for name in ("demo", "click_submit", "drag_block", "give_up_malformed"):
+    for name in ("demo", "click_submit", "drag_block", "give_up_malformed", "signin_unicode",
+                 "red_cube_in_tray"):
         assert name in r.stdout
+
+
+def test_model_list_names_every_short_name_and_where_it_is():
+    r = cli("model", "list")
+    assert r.returncode == 0, r.stderr
+    for name in ("qwen2-vl-2b", "qwen2-vl-7b", "qwen2-vl-72b", "qwen2.5-vl-7b", "ui-tars-7b",
+                 "os-atlas-pro-7b", "showui-2b", "Qwen/Qwen2-VL-7B-Instruct"):
+        assert name in r.stdout
+    assert "no (16.6 GB)" in r.stdout  # no hub checkpoint is on this machine
+
+
+def test_demo_is_the_readme_main_job(tmp_path):
+    """The README's main job: the tiny checkpoint is built on first use (no network), runs on the
+    fixture app on a virtual display, and every step is a valid call that really executes."""
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["PIXELPILOT_HOME"] = str(tmp_path / "home")
+    r = cli("demo", "--max-steps", "2", "--out", str(tmp_path / "runs"), env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "random weights" in r.stdout and "trajectory:" in r.stdout
+    assert (tmp_path / "home" / "tiny-qwen2-vl" / "config.json").is_file()
+    (run,) = (tmp_path / "runs").iterdir()
+    steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
+    assert steps and all(s["action"] is not None and len(s["attempts"]) == 1 for s in steps)
 
 
 def test_scenario_run_pass_and_fail(display, tmp_path):

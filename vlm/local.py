@@ -438,7 +438,9 @@ def _torch_dtype(dtype: str | None, device: Any) -> Any:
 def _load(ref: str, device: Any, dtype: Any, attn: str) -> tuple[Any, Any]:
     """Processor and model from a checkpoint directory or a hub id already in the local cache."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the CLI prints one line per step; no bars in between
     path = Path(ref).expanduser()
     is_dir = path.is_dir()
     if not is_dir and (ref.startswith((".", "/", "~")) or path.suffix or ref.count("/") > 1):

@@ -104,11 +104,16 @@ def load_model(ref: str, **options: object) -> VisionModel:
     raise ConfigError(f"unknown model {ref!r}; use {MODEL_HELP}")
 
 
-def _require_cached(card: ModelCard) -> None:
-    """Fail in one line, before transformers tries the network, when the weights aren't here."""
+def is_cached(card: ModelCard) -> bool:
+    """Whether the checkpoint is in this machine's hub cache (looks at no network)."""
     from huggingface_hub import try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(card.hub_id, "config.json"), str):
+    return isinstance(try_to_load_from_cache(card.hub_id, "config.json"), str)
+
+
+def _require_cached(card: ModelCard) -> None:
+    """Fail in one line, before transformers tries the network, when the weights aren't here."""
+    if is_cached(card):
         return
     raise ConfigError(
         f"{card.name}: the weights of {card.hub_id} ({card.gigabytes:g} GB) are not on this "

@@ -155,6 +155,9 @@ def build_tiny(directory: str | os.PathLike[str], *, vocab: Vocab = "small", see
         pad_token_id=ids["<|endoftext|>"],
         do_sample=False,
     )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "chat_template.json").write_text(
