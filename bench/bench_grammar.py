@@ -27,7 +27,7 @@ from pixelpilot.vlm import grammar as G
 from pixelpilot.vlm.constrained import GrammarConstraint, _compiled, ll_tokenizer
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE, ensure_tiny, qwen_tokenizer
 
-DIALECTS = ("qwen2vl", "qwen25vl", "uitars", "uitars-1.5")
+DIALECTS = ("qwen2vl", "qwen25vl", "uitars", "uitars-1.5", "osatlas", "showui")
 CTX = StepContext(
     "desktop", DESKTOP_KINDS, ScreenGeometry(1920, 1080), HUB_PIXELS.resize(1920, 1080)
 )

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from pixelpilot.agent.actions import (
     AskUser,
     Click,
@@ -136,6 +138,11 @@ class OSAtlasDialect(Dialect):
     def task_text(self, task: str) -> str:
         return f"Task: {task}"
 
+    def grammar(self, ctx: StepContext) -> str:
+        from pixelpilot.vlm.grammar_grounding import osatlas_grammar
+
+        return osatlas_grammar(ctx.device_kind, frozenset(ctx.kinds))
+
     # -- parse -------------------------------------------------------------------------------
     def parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
@@ -155,7 +162,10 @@ class OSAtlasDialect(Dialect):
                 f"{verb} needs {npoints} <point>[[x,y]]</point>; write {self._ex(verb)}"
             )
         value = _value(rest) if has_value or verb == "COMPLETE" else None
-        action = self._build(verb, found[:npoints], value, ctx)
+        try:
+            action = self._build(verb, found[:npoints], value, ctx)
+        except ValidationError as err:  # e.g. OPEN_APP [ ]: blank once stripped
+            raise ParseError(f"{verb}: {_reason(err)}; write {self._ex(verb)}") from None
         return require(action, ctx, self.space, verb, self.offered(ctx))
 
     def _ex(self, verb: str) -> str:
@@ -296,6 +306,13 @@ def _value(rest: str) -> str | None:
     if start < 0 or end <= start:
         return None
     return tail[start + 1 : end]
+
+
+def _reason(err: ValidationError) -> str:
+    """The first pydantic error as ``field: message``."""
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    return f"{loc}: {e['msg']}" if loc else e["msg"]
 
 
 def _number(value: str | None, verb: str, default: float) -> float:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from pixelpilot.agent.actions import (
     AskUser,
     Click,
@@ -120,6 +122,11 @@ class ShowUIDialect(Dialect):
     def task_text(self, task: str) -> str:
         return f"Task: {task}"
 
+    def grammar(self, ctx: StepContext) -> str:
+        from pixelpilot.vlm.grammar_grounding import showui_grammar
+
+        return showui_grammar(ctx.device_kind, frozenset(ctx.kinds))
+
     # -- parse -------------------------------------------------------------------------------
     def parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
@@ -140,9 +147,13 @@ class ShowUIDialect(Dialect):
             raise ParseError(
                 f"unknown action {obj['action']!r}; use one of: {', '.join(self.offered(ctx))}"
             )
-        action = self._build(
-            verb, obj.get("value"), self._positions(verb, obj.get("position")), ctx
-        )
+        pts = self._positions(verb, obj.get("position"))
+        try:
+            action = self._build(verb, obj.get("value"), pts, ctx)
+        except ValidationError as err:  # e.g. 'value': ' ' for OPEN_APP: blank once stripped
+            e = err.errors()[0]
+            where = ".".join(str(p) for p in e["loc"])
+            raise ParseError(f"{verb}: {where + ': ' if where else ''}{e['msg']}") from None
         return require(action, ctx, self.space, verb, self.offered(ctx))
 
     def _positions(self, verb: str, pos: Any) -> list[Point]:
