@@ -81,10 +81,15 @@ def test_check_evaluation(check, ok):
 
 def test_shipped_scenarios_load():
     files = discover(BUILTIN_DIR)
-    assert len(files) >= 11
+    kinds = {"desktop": 0, "android": 0, "robot": 0}
     for f in files:
         s = load_scenario(f)
-        assert s.checks and s.description and s.target.app == "fixture"
+        assert s.checks and s.description and s.target.has_state, f
+        assert f.parent.name == {"desktop": "desktop", "android": "mobile", "robot": "robot"}[
+            s.target.kind
+        ]
+        kinds[s.target.kind] += 1
+    assert kinds["desktop"] >= 11 and kinds["android"] >= 6 and kinds["robot"] >= 3, kinds
 
 
 def test_android_and_robot_targets_parse_with_defaults(tmp_path):

@@ -238,6 +238,23 @@ class DesktopDevice(Device):
         self._geometry = None
 
     # -- observe ---------------------------------------------------------------------------------
+    def _wait_for_drawing(self) -> None:
+        """Until the screen changed since the last grab and then settled (bounded): the app has
+        handled the input sent so far."""
+        before = self._last
+        until = time.monotonic() + self.settle_timeout
+        shot = self._grab()
+        while shot.raw == before and time.monotonic() < until:
+            time.sleep(self.settle_interval)
+            shot = self._grab()
+        while time.monotonic() < until:
+            time.sleep(self.settle_interval)
+            nxt = self._grab()
+            if nxt.raw == shot.raw:
+                break
+            shot = nxt
+        self._last = shot.raw
+
     def _grab(self) -> Any:
         """One mss grab of the monitor; updates the geometry (scale = physical / logical)."""
         mon = self._sct.monitors[self.monitor]
@@ -342,7 +359,8 @@ class DesktopDevice(Device):
             pag.failSafeCheck()  # a human in the corner stops typing too
             if self._typer is None:
                 self._typer = KeyTyper(self._display or "")
-            self._typer.type(cmd[1]["text"])
+            self._last = self._grab().raw  # what "the app has drawn the keys" is judged against
+            self._typer.type(cmd[1]["text"], between_chunks=self._wait_for_drawing)
             return
         fn = calls.get(name)
         if fn is None:

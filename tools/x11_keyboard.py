@@ -10,14 +10,19 @@ load, characters come out wrong or missing ("東京" -> "東"). ``KeyTyper`` avo
 2. only then are the keys pressed. The server sends MappingNotify to every client before the
    key events that follow it, so the app translates each key with the final map.
 Spare keycodes keep their mapping for later texts (a cache); they are reused, least recently
-used first, only after the keys typed with them were sent and synced (and a short pause, for a
-text with more distinct characters than spare keycodes), and restored on close.
+used first, and restored on close. A text with more distinct characters than spare keycodes is
+typed in chunks, and a chunk must not remap a key before the app has read the previous chunk:
+an app that handles the previous chunk's MappingNotify late fetches the map as it is THEN and
+would translate the previous keys with the next chunk's map (seen under CPU load: CJK text came
+out scrambled). So between such chunks ``type`` calls ``between_chunks`` — the desktop device
+passes "wait until the screen shows the keys" — or pauses EVICT_PAUSE_S without one.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from Xlib import XK, X
@@ -63,11 +68,17 @@ class KeyTyper:
         self._free = list(spare)
         self._evicted = False
 
-    def type(self, text: str) -> None:
-        """Press and release one key per character; returns once the server has them all."""
+    def type(self, text: str, between_chunks: Callable[[], None] | None = None) -> None:
+        """Press and release one key per character; returns once the server has them all.
+
+        ``between_chunks`` is called after a chunk whose keys the next chunk would remap, and
+        should return once the app has handled that chunk's keys."""
         syms = [keysym_for(c) for c in text]
         start = 0
         while start < len(syms):
+            if start and between_chunks is not None:
+                between_chunks()
+                self._evicted = True  # the app has read the keys: no extra pause needed
             # as many characters as the spare keycodes can hold at once: a chunk never
             # remaps a key that it uses itself
             end, distinct = start, set[int]()
@@ -83,10 +94,11 @@ class KeyTyper:
                 xtest.fake_input(self._d, X.KeyPress, keycode)
                 xtest.fake_input(self._d, X.KeyRelease, keycode)
             self._d.sync()
+            self._evicted = False
             start = end
 
     def _keycodes(self, syms: list[int]) -> list[int]:
-        changed = self._evicted = False
+        changed = False
         in_use = {self._mapped[s] for s in syms if s in self._mapped}
         codes = []
         for s in syms:

@@ -142,6 +142,7 @@ class VirtualDisplay:
             "-displayfd", str(write_fd),
             "-screen", "0", f"{self.width}x{self.height}x{self.depth}",
             "-nolisten", "tcp",
+            "-noreset",  # else it resets (and refuses connections a moment) when its last client leaves
             "-auth", auth,
             *self.extra_args,
         ]  # fmt: skip

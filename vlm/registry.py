@@ -10,6 +10,7 @@ A reference is one of:
 - ``tiny`` / ``tiny-qwenvocab``: the built-in tiny checkpoint (random weights), built on first use;
 - a checkpoint directory (anything ``from_pretrained`` reads), optionally ``DIR#DIALECT``;
 - ``openai:URL#MODEL``: an OpenAI-compatible server (vLLM, SGLang, ``transformers serve``);
+  without ``#MODEL`` the server's one listed model;
 - ``scripted:FILE``: a YAML list of raw outputs (any dialect), replayed in order.
 """
 
@@ -123,14 +124,13 @@ def _require_cached(card: ModelCard) -> None:
 
 
 def _server(arg: str, options: dict[str, object]) -> VisionModel:
-    url, _, name = arg.partition("#")
-    if not url.startswith(("http://", "https://")) or not name:
+    if not arg.startswith(("http://", "https://")):
         raise ConfigError(
             f"bad server reference 'openai:{arg}'; write openai:http://HOST:PORT/v1#MODEL_NAME"
         )
-    from pixelpilot.vlm.openai_server import OpenAIServerModel
+    from pixelpilot.vlm.openai_server import from_reference
 
-    return OpenAIServerModel(url, name, **options)  # type: ignore[arg-type]
+    return from_reference(arg, **options)
 
 
 def _scripted(path: str) -> ScriptedModel:
