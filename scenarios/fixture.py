@@ -11,34 +11,25 @@ display, waits until it is ready and terminates it on exit::
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from typing import IO, Any
+from collections.abc import Sequence
 
-from pixelpilot.agent.errors import ConfigError, DeviceError
-from pixelpilot.tools._process import terminate
+from pixelpilot.agent.errors import ConfigError
+from pixelpilot.scenarios._state_process import State, StateProcess, StateTimeout
 
-__all__ = ["FixtureApp", "StateTimeout"]
-
-State = dict[str, Any]
+__all__ = ["FixtureApp", "State", "StateTimeout"]
 
 
-class StateTimeout(AssertionError, TimeoutError):
-    """The app's state did not satisfy a predicate in time (a test failure, not an error)."""
-
-
-class FixtureApp:
+class FixtureApp(StateProcess):
     """A fixture app process on an X display, with its state file; a context manager.
 
     ``command`` may use the placeholders ``{state}``, ``{width}`` and ``{height}``; the default
     runs the Tk fixture app with this interpreter. ``display`` defaults to ``$DISPLAY``.
     """
+
+    bulky = ("boxes", "item_boxes", "menu_entries")
 
     def __init__(
         self,
@@ -50,6 +41,7 @@ class FixtureApp:
         command: Sequence[str] | None = None,
         ready_timeout: float = 10.0,
     ) -> None:
+        super().__init__()
         self.width, self.height = width, height
         self.display = display
         self.ready_timeout = ready_timeout
@@ -58,11 +50,7 @@ class FixtureApp:
             sys.executable, "-m", "pixelpilot.scenarios.fixture_app",
             "--state", "{state}", "--width", "{width}", "--height", "{height}",
         ]  # fmt: skip
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._tmpdir: str | None = None
         self.state_path = self._given_path or ""
-        self.started_in = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> FixtureApp:
@@ -76,21 +64,13 @@ class FixtureApp:
             )
         self.display = display
         if self._given_path is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="pixelpilot-fixture-")
-            self.state_path = os.path.join(self._tmpdir, "state.json")
+            self._temp_state("pixelpilot-fixture-")
         elif os.path.exists(self.state_path):
             os.remove(self.state_path)  # a stale file from an earlier run must not look ready
         fields = {"state": self.state_path, "width": self.width, "height": self.height}
         argv = [part.format(**fields) for part in self._command]
-        self._log = tempfile.TemporaryFile(prefix="fixture-", suffix=".log")  # noqa: SIM115 - closed in stop()
         t0 = time.perf_counter()
-        self._proc = subprocess.Popen(
-            argv,
-            env={**os.environ, "DISPLAY": display},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
+        self._spawn(argv, env={**os.environ, "DISPLAY": display})
         try:
             self._wait(lambda s: bool(s.get("ready")), self.ready_timeout, what="ready")
         except BaseException:
@@ -98,76 +78,6 @@ class FixtureApp:
             raise
         self.started_in = time.perf_counter() - t0
         return self
-
-    def stop(self) -> None:
-        """Terminate the app (SIGTERM, then SIGKILL after 3 s) and remove temporary files."""
-        proc, self._proc = self._proc, None
-        terminate(proc, timeout=3)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-
-    def __enter__(self) -> FixtureApp:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    # -- state -----------------------------------------------------------------------------------
-    def state(self) -> State:
-        """The app's last written state ({} before its first write)."""
-        try:
-            with open(self.state_path, encoding="utf-8") as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}
-
-    def wait_for(
-        self, predicate: Callable[[State], bool], timeout: float = 3.0, interval: float = 0.01
-    ) -> State:
-        """Poll the state until ``predicate(state)`` holds; return that state.
-
-        Raises StateTimeout (an AssertionError) with the last state when it does not hold in
-        ``timeout`` seconds, DeviceError when the app exits meanwhile.
-        """
-        return self._wait(predicate, timeout, interval=interval)
-
-    def _wait(
-        self,
-        predicate: Callable[[State], bool],
-        timeout: float,
-        interval: float = 0.01,
-        what: str = "the expected state",
-    ) -> State:
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.state()
-            if state and predicate(state):
-                return state
-            if self._proc is None or self._proc.poll() is not None:
-                code = None if self._proc is None else self._proc.returncode
-                raise DeviceError(f"the fixture app exited (code {code}): {self.stderr()}")
-            if time.monotonic() >= deadline:
-                raise StateTimeout(
-                    f"fixture app did not reach {what} within {timeout:g}s; "
-                    f"stderr: {self.stderr()}; last state: {json.dumps(_brief(state))}"
-                )
-            time.sleep(interval)
-
-    def stderr(self, limit: int = 2000) -> str:
-        """The tail of the app's combined stdout and stderr."""
-        if self._log is None:
-            return "(none)"
-        self._log.seek(0)
-        text = self._log.read().decode(errors="replace").strip()
-        return text[-limit:] or "(empty)"
 
     @property
     def boxes(self) -> dict[str, list[int]]:
@@ -181,19 +91,3 @@ class FixtureApp:
         out.update({f"item:{k}": v for k, v in state.get("item_boxes", {}).items()})
         out.update({f"menu:{k}": v for k, v in (state.get("menu_entries") or {}).items()})
         return out
-
-    def box(self, name: str) -> list[int]:
-        boxes = self.boxes
-        if name not in boxes:
-            raise KeyError(f"no widget {name!r}; the app has: {', '.join(sorted(boxes))}")
-        return boxes[name]
-
-    def center(self, name: str) -> tuple[int, int]:
-        """Centre pixel of widget ``name``."""
-        x, y, w, h = self.box(name)
-        return x + w // 2, y + h // 2
-
-
-def _brief(state: State) -> State:
-    """The state without its bulky geometry, for error messages."""
-    return {k: v for k, v in state.items() if k not in ("boxes", "item_boxes", "menu_entries")}

@@ -22,7 +22,6 @@ from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.geometry import PixelBudget, ScreenGeometry, to_device
 from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
-from pixelpilot.vlm.tiny import ensure_tiny
 
 pytest.importorskip("torchvision", reason="Qwen2VLProcessor needs torchvision")
 
@@ -34,27 +33,6 @@ SMALL_RUNS = 72
 QWEN_RUNS = 12
 """Generations per dialect with the real-vocabulary checkpoint."""
 TASKS = ("Open the settings", "Type hello into the name field", "Scroll down", "Press submit")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """Hundreds of tiny forward passes: extra threads only fight over the cores."""
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(scope="module")
-def tiny_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny("small", tmp_path_factory.getbasetemp() / "tiny-small")
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny("qwen", tmp_path_factory.getbasetemp() / "tiny-qwen")
 
 
 @pytest.fixture(scope="module")
