@@ -22,6 +22,7 @@ from pixelpilot.agent.actions import points
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
+from pixelpilot.agent.geometry import PixelBudget
 from pixelpilot.scenarios.targets import DEVICE_HELP
 
 app = typer.Typer(
@@ -90,6 +91,15 @@ def run(
         typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5 (default: the model's own)"),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "desktop",
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            min=3136,
+            help="Pixel budget of the model's image (default: the model's own; "
+            "a full-resolution screenshot for Qwen2-VL).",
+        ),
+    ] = None,
+    min_pixels: Annotated[int, typer.Option(min=3136)] = 3136,
     max_steps: Annotated[int, typer.Option(min=1)] = 15,
     max_seconds: Annotated[float, typer.Option(min=1)] = 300.0,
     max_retries: Annotated[int, typer.Option(min=0)] = 2,
@@ -106,7 +116,12 @@ def run(
 
     the_device = open_device(device)  # a bad reference fails before a model loads
     the_dialect = get_dialect(dialect or default_dialect(model))
-    the_model = load_model(model)
+    options: dict[str, Any] = {}
+    if max_pixels is not None:
+        if max_pixels < min_pixels:
+            raise UserError(f"--max-pixels {max_pixels} is below --min-pixels {min_pixels}")
+        options["pixels"] = PixelBudget(min_pixels, max_pixels)
+    the_model = load_model(model, **options)
     rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-run")
     try:
         with the_device as dev:

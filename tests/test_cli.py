@@ -45,6 +45,8 @@ def test_help_everywhere(args):
     [
         (["run", "x", "--bogus"], "No such option: --bogus"),
         (["run", "x", "--model", "qwen2-vl-7b"], "hf download Qwen/Qwen2-VL-7B-Instruct"),
+        (["run", "x", "--max-pixels", "5000", "--min-pixels", "9000"], "below --min-pixels"),
+        (["run", "x", "--device", "robot:moon"], "unknown robot scene 'moon'"),
         (["run", "x", "--model", "openai:ftp://h#m"], "write openai:http://HOST:PORT/v1#MODEL_NAME"),
         (["run", "x", "--model", "scripted:/no/such.yaml", "--dialect", "qwen2vl"], "not found"),
         (["run", "x", "--model", "llava", "--dialect", "qwen2vl"], "unknown model 'llava'"),
@@ -187,3 +189,64 @@ def test_display_that_vanishes_ends_the_run_with_the_trajectory(tmp_path):
     traj = load_trajectory(run_dir)
     assert traj.status == "error" and len(traj.steps) >= 2
     assert traj.steps[-1].error and traj.result["reason"] == traj.steps[-1].error
+
+
+def _hub_cache(root: Path, hub_id: str, checkpoint: Path) -> Path:
+    """A Hugging Face hub cache holding ``checkpoint`` as ``hub_id`` (what `hf download` leaves)."""
+    repo = root / f"models--{hub_id.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in checkpoint.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    return root
+
+
+def test_run_a_registry_name_whose_weights_are_in_the_hub_cache(display, tiny_small, tmp_path):
+    """`run --model qwen2-vl-7b` loads Qwen/Qwen2-VL-7B-Instruct from the hub cache the standard
+    way (here the tiny checkpoint stands in for the 16 GB one), with the card's dialect and the
+    pixel budget given on the command line."""
+    env = os.environ.copy()
+    env["HF_HUB_CACHE"] = str(_hub_cache(tmp_path / "hub", "Qwen/Qwen2-VL-7B-Instruct", tiny_small))
+    env["HF_HUB_OFFLINE"] = "1"
+    r = cli("run", "Click Submit", "--model", "qwen2-vl-7b", "--max-steps", "1",
+            "--max-pixels", str(256 * 28 * 28), "--out", str(tmp_path / "runs"), env=env, timeout=300)
+    assert r.returncode in (0, 1), r.stdout + r.stderr  # random weights: any valid call
+    (run,) = (tmp_path / "runs").iterdir()
+    traj = load_trajectory(run)
+    assert (traj.meta.model, traj.meta.dialect) == ("qwen2-vl-7b", "qwen2vl")
+    (step,) = traj.steps
+    assert step.attempts[0].visual_tokens == (step.resized[0] // 28) * (step.resized[1] // 28)
+    assert step.resized[0] * step.resized[1] <= 256 * 28 * 28 < 1280 * 800
+
+
+def test_run_on_the_robot_from_the_command_line(tmp_path):
+    model = script(tmp_path, ["✿FUNCTION✿: home\n✿ARGS✿: {}", "✿FUNCTION✿: finish\n✿ARGS✿: {}"])
+    r = cli("run", "Go home", "--model", model, "--device", "robot:stack",
+            "--out", str(tmp_path / "runs"), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    traj = load_trajectory(run)
+    assert traj.meta.device["kind"] == "robot" and traj.meta.device["name"] == "robot:stack"
+    assert traj.steps[0].executed is not None and traj.status == "success"
+
+
+def test_run_on_an_android_serial_from_the_command_line(tmp_path):
+    """`--device android:SERIAL` against the phone fixture, through the real adb server."""
+    from pixelpilot.scenarios.phone import PhoneFixture
+
+    with PhoneFixture(start="home", width=360, height=640) as phone:
+        x, y = phone.center("app:com.android.settings")
+        model = script(tmp_path, [
+            f'✿FUNCTION✿: tap\n✿ARGS✿: {{"point": [{x * 1000 // 360}, {y * 1000 // 640}]}}',
+            "✿FUNCTION✿: finish\n✿ARGS✿: {}",
+        ])  # fmt: skip
+        env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(phone.adb.port)}
+        r = cli("run", "Open Settings", "--model", model, "--device", f"android:{phone.serial}",
+                "--out", str(tmp_path / "runs"), env=env, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert phone.wait_for(lambda s: s["screen"] == "settings")
+    (run,) = (tmp_path / "runs").iterdir()
+    assert load_trajectory(run).meta.device["kind"] == "mobile"

@@ -81,7 +81,7 @@ def load_model(ref: str, **options: object) -> VisionModel:
     """
     kind, _, arg = ref.partition(":")
     if kind == "scripted":
-        return _scripted(arg)
+        return _scripted(arg, options.get("pixels"))  # type: ignore[arg-type]
     if kind == "openai":
         return _server(arg, options)
     if ref in TINY:
@@ -133,7 +133,7 @@ def _server(arg: str, options: dict[str, object]) -> VisionModel:
     return from_reference(arg, **options)
 
 
-def _scripted(path: str) -> ScriptedModel:
+def _scripted(path: str, pixels: PixelBudget | None = None) -> ScriptedModel:
     file = Path(path)
     if not path or not file.is_file():
         raise ConfigError(f"scripted model file {path!r} not found; write scripted:FILE")
@@ -143,7 +143,7 @@ def _scripted(path: str) -> ScriptedModel:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_where(exc)})") from None
     if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
         raise ConfigError(f"{path}: must be a YAML list of strings (raw model outputs)")
-    return ScriptedModel(outputs, name=f"scripted:{file.name}")
+    return ScriptedModel(outputs, name=f"scripted:{file.name}", pixels=pixels)
 
 
 def _yaml_where(exc: yaml.YAMLError) -> str:

@@ -9,15 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pixelpilot.agent.errors import ScriptExhausted
+from pixelpilot.agent.geometry import PixelBudget
 from pixelpilot.vlm.base import Generation, Prompt, VisionModel
 
 
 class ScriptedModel(VisionModel):
     """Returns ``outputs[0]``, ``outputs[1]``, ... one per call; records every prompt."""
 
-    def __init__(self, outputs: Iterable[str], name: str = "scripted") -> None:
+    def __init__(
+        self, outputs: Iterable[str], name: str = "scripted", pixels: PixelBudget | None = None
+    ) -> None:
         self.outputs = list(outputs)
         self.name = name
+        if pixels is not None:  # the budget the scripted (resized_px) points assume
+            self.pixels = pixels
         self.prompts: list[Prompt] = []
 
     @property
