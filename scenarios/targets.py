@@ -65,6 +65,7 @@ def _start(target: Target, stack: contextlib.ExitStack) -> OpenTarget:
             PhoneFixture(start=target.start, width=width, height=height, density=target.density)
         )
         device = stack.enter_context(AndroidDevice(**phone.device_kwargs()))
+        device.boxes = lambda: dict(phone.state().get("boxes", {}))
         return OpenTarget(device, phone.state)
     if isinstance(target, RobotTarget):
         from pixelpilot.tools.robot import RobotDevice
