@@ -39,7 +39,8 @@ from pixelpilot.tools._process import terminate
 from pixelpilot.tools.desktop import DesktopDevice
 from pixelpilot.vlm.base import Generation
 from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
-from pixelpilot.vlm.openai_server import OpenAIServerModel, from_reference, json_form
+from pixelpilot.vlm.json_forms import json_form
+from pixelpilot.vlm.openai_server import OpenAIServerModel, from_reference
 
 BUDGET = PixelBudget(min_pixels=3136, max_pixels=64 * 28 * 28)
 """Small, so that the tiny model on CPU answers in tens of milliseconds."""
