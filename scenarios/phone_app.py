@@ -21,7 +21,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 __all__ = ["APPS", "LONG_PRESS_MS", "SCREENS", "TOUCH_SLOP_DP", "PhoneApp", "Widget"]
 
@@ -49,8 +49,6 @@ TOGGLES = {
 }
 MENU_ENTRIES = ("Pin", "Share", "Delete")
 KEY_HOME, KEY_BACK, KEY_TAB, KEY_ENTER, KEY_DEL, KEY_MENU = 3, 4, 61, 66, 67, 82
-
-_FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,6 @@ class PhoneApp:
         self.extra: dict[str, Any] = {}
         self._version = 0
         self._png: tuple[int, bytes] | None = None
-        self._font_cache: dict[int, Any] = {}
 
     # -- layout -------------------------------------------------------------------------------
     def dp(self, v: float) -> int:
@@ -408,103 +405,20 @@ class PhoneApp:
                 self._png = (self._version, buf.getvalue())
             return self._png[1]
 
-    def _font(self, size_dp: float) -> Any:
-        px = self.dp(size_dp)
-        if px not in self._font_cache:
-            try:
-                self._font_cache[px] = ImageFont.truetype(_FONT_PATH, px)
-            except OSError:
-                self._font_cache[px] = ImageFont.load_default(px)
-        return self._font_cache[px]
-
     def render(self) -> Image.Image:
-        with self.lock:
-            dark = self.st.toggles["dark_mode"]
-            bg, fg = ((32, 33, 36), (232, 234, 237)) if dark else ((250, 250, 250), (32, 33, 36))
-            img = Image.new("RGB", (self.width, self.height), bg)
-            d = ImageDraw.Draw(img)
-            d.rectangle((0, 0, self.width, self.dp(24)), fill=(25, 103, 210))
-            d.text((self.dp(12), self.dp(4)), "12:00", fill="white", font=self._font(13))
-            d.text(
-                (self.width - self.dp(52), self.dp(4)), "100%", fill="white", font=self._font(13)
-            )
-            for w in self.widgets():
-                self._draw(d, w, fg, bg)
-            return img
+        """The screen as the phone shows it (status bar, then every widget)."""
+        from pixelpilot.scenarios.phone_render import render
 
-    def _draw(self, d: ImageDraw.ImageDraw, w: Widget, fg: Any, bg: Any) -> None:
-        x, y, bw, bh = w.box
-        box = (x, y, x + bw - 1, y + bh - 1)
-        mid = y + bh // 2
-        if w.id == "title":
-            d.rectangle(box, fill=(66, 133, 244))
-            d.text((x + self.dp(16), mid), w.text, fill="white", font=self._font(20), anchor="lm")
-        elif w.id.startswith("app:"):
-            d.rounded_rectangle((x, y, x + bw - 1, y + self.dp(64)), radius=self.dp(14),
-                                fill=_ICON_COLOURS[w.id])  # fmt: skip
-            d.text((x + bw // 2, y + self.dp(32)), w.text[0], fill="white", font=self._font(28),
-                   anchor="mm")  # fmt: skip
-            d.text(
-                (x + bw // 2, y + self.dp(78)), w.text, fill=fg, font=self._font(12), anchor="mm"
-            )
-        elif w.cls == "android.widget.EditText":
-            d.rectangle(box, outline=(66, 133, 244) if w.focused else (150, 150, 150),
-                        width=self.dp(2 if w.focused else 1))  # fmt: skip
-            shown = "•" * len(w.text) if w.password else w.text
-            d.text((x + self.dp(12), mid), shown, fill=fg, font=self._font(16), anchor="lm")
-        elif w.cls == "android.widget.Button":
-            d.rounded_rectangle(box, radius=self.dp(8), fill=(25, 103, 210))
-            d.text((x + bw // 2, mid), w.text, fill="white", font=self._font(16), anchor="mm")
-        elif w.cls == "android.widget.Switch":
-            on = w.checked
-            d.rounded_rectangle(box, radius=bh // 2, fill=(66, 133, 244) if on else (170, 170, 170))
-            kx = x + bw - bh // 2 if on else x + bh // 2
-            r = bh // 2 - self.dp(3)
-            d.ellipse((kx - r, mid - r, kx + r, mid + r), fill="white")
-        elif w.id == "menu":
-            d.rectangle(box, fill=(255, 255, 255), outline=(120, 120, 120), width=self.dp(1))
-            d.text((x + self.dp(16), y + bh // 8), w.text, fill=(32, 33, 36), font=self._font(18),
-                   anchor="lm")  # fmt: skip
-        elif w.id.startswith("menu:"):
-            d.text(
-                (x + self.dp(16), mid), w.text, fill=(32, 33, 36), font=self._font(16), anchor="lm"
-            )
-        else:
-            if w.clickable:
-                d.line((x, y + bh - 1, x + bw, y + bh - 1), fill=(200, 200, 200))
-            if w.text:
-                d.text((x + self.dp(16), mid), w.text, fill=fg, font=self._font(16), anchor="lm")
+        with self.lock:
+            return render(self)
 
     def ui_xml(self) -> str:
         """The screen as ``uiautomator dump`` writes it: a hierarchy of nodes with bounds."""
-        from xml.sax.saxutils import quoteattr
+        from pixelpilot.scenarios.phone_render import ui_xml
 
-        pkg = next((p for p, (_, s) in APPS.items() if s == self.st.screen),
-                   "com.android.launcher3")  # fmt: skip
-        b = lambda x, y, w, h: f"[{x},{y}][{x + w},{y + h}]"  # noqa: E731
-        nodes = [
-            f'<node index="{i}" text={quoteattr(w.text)} resource-id={quoteattr(pkg + ":id/" + w.id)} '
-            f'class="{w.cls}" package="{pkg}" content-desc="" checkable="{_b(w.checkable)}" '
-            f'checked="{_b(w.checked)}" clickable="{_b(w.clickable)}" enabled="true" '
-            f'focusable="{_b(w.clickable)}" focused="{_b(w.focused)}" scrollable="false" '
-            f'long-clickable="{_b(w.long_clickable)}" password="{_b(w.password)}" '
-            f'selected="false" bounds="{b(*w.box)}" />'
-            for i, w in enumerate(self.widgets())
-        ]
-        root = (f'<node index="0" text="" resource-id="" class="android.widget.FrameLayout" '
-                f'package="{pkg}" content-desc="" checkable="false" checked="false" '
-                f'clickable="false" enabled="true" focusable="false" focused="false" '
-                f'scrollable="false" long-clickable="false" password="false" selected="false" '
-                f'bounds="{b(0, 0, self.width, self.height)}">')  # fmt: skip
-        return ("<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>"
-                f'<hierarchy rotation="0">{root}{"".join(nodes)}</node></hierarchy>')  # fmt: skip
-
-
-def _b(v: bool) -> str:
-    return "true" if v else "false"
+        with self.lock:
+            return ui_xml(self)
 
 
 _TITLES = {"signin": "Sign in", "shop": "Shop", "settings": "Settings", "about": "About phone",
            "notes": "Notes", "note": "Note"}  # fmt: skip
-_ICON_COLOURS = {"app:com.pixelpilot.signin": (25, 103, 210), "app:com.pixelpilot.shop": (230, 81, 0),
-                 "app:com.android.settings": (96, 125, 139), "app:com.pixelpilot.notes": (251, 188, 4)}  # fmt: skip
