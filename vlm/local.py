@@ -24,12 +24,12 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.vlm.base import Generation, Prompt, VisionModel
+from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
 from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
 
 ForcedMode = Literal["batch", "step", "off"]
@@ -37,8 +37,6 @@ ForcedMode = Literal["batch", "step", "off"]
 ("batch"), one forward pass each ("step": same tokens, same text, for comparison), or not used
 at all, every token sampled under the mask ("off")."""
 
-ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl")
-_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
 _STATIC_BUCKET = 1024  # StaticCache lengths are rounded up to this, to limit reallocations
 
 
@@ -101,8 +99,10 @@ class LocalModel(VisionModel):
             self.device, self.dtype = self.model.device, self.model.dtype
         else:
             self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            self.dtype = _torch_dtype(dtype, self.device)
-            self.processor, self.model = _load(ref, self.device, self.dtype, attn_implementation)
+            self.dtype = torch_dtype(dtype, self.device)
+            self.processor, self.model = load_checkpoint(
+                ref, self.device, self.dtype, attn_implementation
+            )
         self.config = self.model.config
         self.vocab_size = int(self.config.get_text_config().vocab_size)
         self.set_pixels(self.pixels)
@@ -422,53 +422,3 @@ def _timer(timings: dict[str, float], key: str, sync: Any = None) -> Iterator[An
             sync()
         spent[0] = time.perf_counter() - t0
         timings[key] = timings.get(key, 0.0) + spent[0]
-
-
-def _torch_dtype(dtype: str | None, device: Any) -> Any:
-    import torch
-
-    if dtype is None or dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    value = getattr(torch, _DTYPES.get(dtype, dtype), None)
-    if not isinstance(value, torch.dtype) or not value.is_floating_point:
-        raise ConfigError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
-    return value
-
-
-def _load(ref: str, device: Any, dtype: Any, attn: str) -> tuple[Any, Any]:
-    """Processor and model from a checkpoint directory or a hub id already in the local cache."""
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the CLI prints one line per step; no bars in between
-    path = Path(ref).expanduser()
-    is_dir = path.is_dir()
-    if not is_dir and (ref.startswith((".", "/", "~")) or path.suffix or ref.count("/") > 1):
-        raise ConfigError(f"model directory {ref!r} not found")
-    if is_dir and not (path / "config.json").is_file():
-        raise ConfigError(f"{ref}: no config.json; not a transformers checkpoint directory")
-    where = str(path) if is_dir else ref
-    try:
-        config = AutoConfig.from_pretrained(where, local_files_only=True)
-        if config.model_type not in ARCHITECTURES:
-            raise ConfigError(
-                f"{ref}: architecture {config.model_type!r} is not a Qwen2-VL family model "
-                f"({', '.join(ARCHITECTURES)})"
-            )
-        processor = AutoProcessor.from_pretrained(where, local_files_only=True)
-        model = AutoModelForImageTextToText.from_pretrained(
-            where, local_files_only=True, dtype=dtype, attn_implementation=attn
-        )
-    except OSError as exc:
-        if is_dir:
-            raise ConfigError(f"{ref}: incomplete checkpoint ({_first_line(exc)})") from None
-        raise ConfigError(
-            f"no local weights for {ref!r}: download them with `hf download {ref} --local-dir DIR` "
-            "on a machine with network access, then pass that directory as the model"
-        ) from None
-    return processor, model.to(device).eval()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
