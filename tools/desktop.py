@@ -178,8 +178,8 @@ class DesktopDevice(Device):
         self.monitor = monitor
         self.settle_timeout, self.settle_interval = settle_timeout, settle_interval
         self.change_timeout = change_timeout
-        self._before: bytes | None = None
-        """The last observed frame, while an action since then may still be drawing."""
+        self._acted = False
+        """An action ran since the last observe: it may still be drawing over ``_last``."""
         self.drag_steps = drag_steps
         self._typer: KeyTyper | None = None
         self.name = name
@@ -241,19 +241,31 @@ class DesktopDevice(Device):
     def _wait_for_drawing(self) -> None:
         """Until the screen changed since the last grab and then settled (bounded): the app has
         handled the input sent so far."""
-        before = self._last
-        until = time.monotonic() + self.settle_timeout
-        shot = self._grab()
-        while shot.raw == before and time.monotonic() < until:
-            time.sleep(self.settle_interval)
-            shot = self._grab()
-        while time.monotonic() < until:
+        self._last = self._settle(self._last, self.settle_timeout)[0].raw
+
+    def _settle(
+        self, before: bytes | None, change_timeout: float
+    ) -> tuple[Any, int, bool | None, bool]:
+        """Grab until the frame differs from ``before`` (if given; at most ``change_timeout``),
+        then until two grabs ``settle_interval`` apart are identical (at most
+        ``settle_timeout``). Returns (last grab, grabs taken, changed, settled)."""
+        shot, grabs, changed = self._grab(), 1, None
+        if before is not None:
+            changed = shot.raw != before
+            until = time.monotonic() + change_timeout
+            while not changed and time.monotonic() < until:
+                time.sleep(self.settle_interval)
+                shot, grabs = self._grab(), grabs + 1
+                changed = shot.raw != before
+        deadline = time.monotonic() + self.settle_timeout
+        while time.monotonic() < deadline:
             time.sleep(self.settle_interval)
             nxt = self._grab()
+            grabs += 1
             if nxt.raw == shot.raw:
-                break
+                return nxt, grabs, changed, True
             shot = nxt
-        self._last = shot.raw
+        return shot, grabs, changed, False
 
     def _grab(self) -> Any:
         """One mss grab of the monitor; updates the geometry (scale = physical / logical)."""
@@ -274,25 +286,8 @@ class DesktopDevice(Device):
     def _observe(self) -> Observation:
         if self._lost:
             raise DeviceLost(f"X display {self._display} is gone")
-        shot, grabs, changed = self._grab(), 1, None
-        if self._before is not None:  # an action ran: give the app a moment to start drawing
-            changed = shot.raw != self._before
-            until = time.monotonic() + self.change_timeout
-            while not changed and time.monotonic() < until:
-                time.sleep(self.settle_interval)
-                shot, grabs = self._grab(), grabs + 1
-                changed = shot.raw != self._before
-            self._before = None
-        deadline = time.monotonic() + self.settle_timeout
-        settled = False
-        while time.monotonic() < deadline:
-            time.sleep(self.settle_interval)
-            nxt = self._grab()
-            grabs += 1
-            if nxt.raw == shot.raw:
-                settled = True
-                break
-            shot = nxt
+        before, self._acted = (self._last if self._acted else None), False
+        shot, grabs, changed, settled = self._settle(before, self.change_timeout)
         self._last = shot.raw
         image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
         extra = {"settled": settled, "grabs": grabs, "changed": changed}
@@ -336,7 +331,7 @@ class DesktopDevice(Device):
                 f"pyautogui lost its connection to X display {self._display} "
                 f"({type(lost).__name__}); restart the process"
             ) from exc
-        self._before = self._last  # the next observe waits for this action's drawing
+        self._acted = True  # the next observe waits for this action's drawing
         return Executed(action=done_action, commands=commands)
 
     @staticmethod
