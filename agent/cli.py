@@ -109,8 +109,7 @@ def run(
 ) -> None:
     """Run TASK with a model on a device and record the trajectory."""
     from pixelpilot.agent.dialects import get_dialect
-    from pixelpilot.agent.loop import Agent, Budgets
-    from pixelpilot.agent.trajectory import DirectoryRecorder
+    from pixelpilot.agent.loop import Budgets
     from pixelpilot.scenarios.targets import open_device
     from pixelpilot.vlm.registry import default_dialect, load_model
 
@@ -122,22 +121,37 @@ def run(
             raise UserError(f"--max-pixels {max_pixels} is below --min-pixels {min_pixels}")
         options["pixels"] = PixelBudget(min_pixels, max_pixels)
     the_model = load_model(model, **options)
-    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-run")
+    budgets = Budgets(max_steps, max_seconds, max_retries)
+    result = _record_run(task, the_model, the_device, the_dialect, budgets, out_dir, "run")
+    raise typer.Exit(0 if result.status == "success" else 1)
+
+
+def _record_run(
+    task: str,
+    model: Any,
+    device: contextlib.AbstractContextManager[Any],
+    dialect: Any,
+    budgets: Any,
+    out_dir: Path,
+    label: str,
+) -> Any:
+    """Run ``task`` on ``device`` (opened here) with a line per step, record it under
+    ``out_dir``, close the model, print the outcome; the RunResult."""
+    from pixelpilot.agent.loop import Agent
+    from pixelpilot.agent.trajectory import DirectoryRecorder
+
+    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
     try:
-        with the_device as dev:
+        with device as dev:
             agent = Agent(
-                model=the_model,
-                device=dev,
-                dialect=the_dialect,
-                budgets=Budgets(max_steps, max_seconds, max_retries),
-                recorder=rec,
+                model=model, device=dev, dialect=dialect, budgets=budgets, recorder=rec,
                 on_step=_progress,
-            )
+            )  # fmt: skip
             result = agent.run(task)
     finally:
-        the_model.close()
+        model.close()
     _summary(result.status, result.reason, result.answer, result.trajectory)
-    raise typer.Exit(0 if result.status == "success" else 1)
+    return result
 
 
 def _summary(status: str, reason: str, answer: str, trajectory: str | None) -> None:
@@ -167,8 +181,7 @@ def demo(
     network. Its weights are RANDOM: every answer is a valid, grammar-constrained call that
     really executes, but it does not aim at anything. Exit 0 unless the run hit an error.
     """
-    from pixelpilot.agent.loop import Agent, Budgets
-    from pixelpilot.agent.trajectory import DirectoryRecorder
+    from pixelpilot.agent.loop import Budgets
     from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
     from pixelpilot.scenarios.targets import open_target
     from pixelpilot.vlm.registry import default_dialect, load_model
@@ -184,20 +197,12 @@ def demo(
             "and really executed, but aimless until a trained demo model exists"
         )
     the_model = load_model(model, **options)
-    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-demo")
-    try:
-        with _display(*scenario.target.screen), open_target(scenario.target) as target:
-            result = Agent(
-                model=the_model,
-                device=target.device,
-                dialect=default_dialect(model),
-                budgets=Budgets(max_steps=max_steps, max_seconds=600),
-                recorder=rec,
-                on_step=_progress,
-            ).run(scenario.task)
-    finally:
-        the_model.close()
-    _summary(result.status, result.reason, result.answer, result.trajectory)
+    with _display(*scenario.target.screen), open_target(scenario.target) as target:
+        budgets = Budgets(max_steps=max_steps, max_seconds=600)
+        device = contextlib.nullcontext(target.device)  # open_target opened it
+        result = _record_run(
+            scenario.task, the_model, device, default_dialect(model), budgets, out_dir, "demo"
+        )
     raise typer.Exit(3 if result.status == "error" else 0)
 
 
