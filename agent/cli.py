@@ -290,27 +290,48 @@ def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: b
 def replay_cmd(
     trajectory: Annotated[Path, typer.Argument(help="A run directory.")],
     target: Annotated[
-        bool, typer.Option(help="Start the recorded scenario target first (fixture app).")
+        bool,
+        typer.Option(help="Start the recorded scenario target first (fixture app, phone, scene)."),
     ] = True,
 ) -> None:
-    """Re-execute a trajectory's executed actions on the desktop."""
+    """Re-execute a trajectory's executed actions: on the recorded scenario target, or on the
+    desktop."""
     from pixelpilot.agent.replay import replay
     from pixelpilot.agent.trajectory import load_trajectory
     from pixelpilot.scenarios.fixture import FixtureApp
+    from pixelpilot.scenarios.targets import open_target
     from pixelpilot.tools.desktop import DesktopDevice
 
     traj = load_trajectory(trajectory)
     dev_meta = traj.meta.device
     recorded_target = traj.meta.extra.get("target")
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_display(dev_meta.get("width", 1280), dev_meta.get("height", 800)))
-        if target and recorded_target:
-            stack.enter_context(FixtureApp(command=recorded_target.get("command")))
-        dev = stack.enter_context(DesktopDevice())
+        spec = _recorded_target(trajectory, recorded_target) if target and recorded_target else None
+        if spec is not None and spec.kind != "desktop":
+            dev = stack.enter_context(open_target(spec)).device  # a fresh phone or scene
+        else:  # the desktop, at whatever size it is: points are mapped if it differs
+            size = (dev_meta.get("width", 1280), dev_meta.get("height", 800))
+            stack.enter_context(_display(*size))
+            if spec is not None:
+                stack.enter_context(FixtureApp(command=recorded_target.get("command")))
+            dev = stack.enter_context(DesktopDevice())
         done = replay(
             traj, dev, on_step=lambda s, e: out.print(f"step {s.index:>2}  {_describe(s)}")
         )
     out.print(f"replayed {len(done)} actions from {escape(str(trajectory))}")
+
+
+def _recorded_target(trajectory: Path, recorded: dict[str, Any]) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    from pixelpilot.scenarios.spec import Target
+
+    try:
+        return TypeAdapter(Target).validate_python(recorded)
+    except ValidationError as exc:
+        raise UserError(
+            f"{trajectory}: the recorded target is not readable ({exc.errors()[0]['msg']})"
+        ) from None
 
 
 EXIT_CODES: tuple[tuple[type[PixelPilotError], str, int], ...] = (

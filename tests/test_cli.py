@@ -250,3 +250,14 @@ def test_run_on_an_android_serial_from_the_command_line(tmp_path):
         assert phone.wait_for(lambda s: s["screen"] == "settings")
     (run,) = (tmp_path / "runs").iterdir()
     assert load_trajectory(run).meta.device["kind"] == "mobile"
+
+
+def test_replay_a_robot_scenario_run_on_a_fresh_scene(tmp_path):
+    r = cli("scenario", "run", str(BUILTIN_DIR / "robot" / "red_cube_in_tray.yaml"),
+            "--dialect", "qwen2vl", "--out", str(tmp_path / "runs"), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    executed = [s for s in load_trajectory(run).steps if s.executed is not None]
+    r = cli("replay", str(run), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"replayed {len(executed)} actions" in r.stdout and "pick" in r.stdout
