@@ -226,3 +226,19 @@ def test_agent_loop_end_to_end_with_the_tiny_checkpoint(tiny_qwen, desktop, fixt
     traj = load_trajectory(run_dir)
     assert traj.meta.model == model.name and len(traj.steps) == len(steps)
     assert traj.screenshot_path(traj.steps[0]) is not None
+
+
+def test_a_reask_reuses_the_screenshots_vision_features(tiny_small):
+    """Feedback within a step resends the same screenshot: the vision tower does not run again,
+    and the answer is what a fresh model gives for that prompt."""
+    image = Image.new("RGB", (320, 200), (40, 120, 200))
+    dialect = get_dialect("qwen2vl")
+    ctx = StepContext("desktop", DESKTOP_KINDS, ScreenGeometry(320, 200), HUB_PIXELS.resize(320, 200))
+    first = dialect.build_prompt("Click", [], image, ctx)
+    again = dialect.build_prompt("Click", [], image, ctx, feedback="the point is off the screen")
+    model = LocalModel(str(tiny_small), max_new_tokens=24)
+    model.generate(first)
+    gen = model.generate(again)
+    assert gen.timings["vision"] < 0.001 < model.generate(first).timings["prefill"]
+    fresh = LocalModel(str(tiny_small), max_new_tokens=24)
+    assert fresh.generate(again).text == gen.text

@@ -128,6 +128,8 @@ class LocalModel(VisionModel):
             self._step_fn = lambda ids, pos: compiled(ids, pos).clone()
         self._cache: Any = None
         self._cached_ids: list[int] = []
+        self._vision: tuple[Any, Any] | None = None
+        """((screenshot, grid), vision tower output) of the last call."""
         self.last_stats = DecodeStats()
 
     # -- VisionModel ---------------------------------------------------------------------
@@ -137,6 +139,7 @@ class LocalModel(VisionModel):
     def close(self) -> None:
         self._cache = None
         self._cached_ids = []
+        self._vision = None
 
     def seed(self, seed: int) -> None:
         """Restart the sampler's random stream (temperature > 0) from ``seed``."""
@@ -155,7 +158,8 @@ class LocalModel(VisionModel):
             inputs = self.encode(prompt)
         grammar = prompt.grammar if self.constrain else None
         with torch.inference_mode():
-            ids, stats = self._decode(inputs, grammar, timings)
+            image = prompt.images[-1] if prompt.images else None
+            ids, stats = self._decode(inputs, grammar, timings, image)
         with _timer(timings, "detokenize"):
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
         grid = inputs.get("image_grid_thw")
@@ -210,16 +214,16 @@ class LocalModel(VisionModel):
 
     # -- decoding ------------------------------------------------------------------------
     def _decode(
-        self, inputs: Any, grammar: str | None, timings: dict[str, float]
+        self, inputs: Any, grammar: str | None, timings: dict[str, float], image: Any = None
     ) -> tuple[list[int], DecodeStats]:
         try:
-            return self._decode_impl(inputs, grammar, timings)
+            return self._decode_impl(inputs, grammar, timings, image)
         except BaseException:
             self.reset_prefix()  # the cache may hold a half-written step
             raise
 
     def _decode_impl(
-        self, inputs: Any, grammar: str | None, timings: dict[str, float]
+        self, inputs: Any, grammar: str | None, timings: dict[str, float], image: Any
     ) -> tuple[list[int], DecodeStats]:
         import torch
 
@@ -262,10 +266,7 @@ class LocalModel(VisionModel):
         with _timer(timings, "vision", self._sync):
             vision = None
             if grid is not None:
-                pixel_values = inputs["pixel_values"].to(dev, self.dtype)
-                vision = self.model.model.get_image_features(
-                    pixel_values, grid.to(dev), return_dict=True
-                )
+                vision = self._image_features(inputs, grid, image)
         with _timer(timings, "prefill", self._sync):
             feed = input_ids[:, reuse:].to(dev)
             positions = pos[:, :, reuse:].to(dev)
@@ -394,6 +395,21 @@ class LocalModel(VisionModel):
         keep = min(len(prefix), seen)
         self._cache.crop(keep - seen)
         self._cached_ids = list(prefix[:keep])
+
+    def _image_features(self, inputs: Any, grid: Any, image: Any) -> Any:
+        """The vision tower's output for the prompt's screenshot. A re-ask within a step sends
+        the same screenshot again: its features are reused instead of recomputed."""
+        sizes = grid.tolist()
+        if image is not None and self._vision is not None:
+            (seen, seen_sizes), features = self._vision
+            if seen is image and seen_sizes == sizes:
+                return features
+        pixel_values = inputs["pixel_values"].to(self.device, self.dtype)
+        vision = self.model.model.get_image_features(
+            pixel_values, grid.to(self.device), return_dict=True
+        )
+        self._vision = ((image, sizes), vision)
+        return vision
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
