@@ -259,14 +259,15 @@ def qwen_tokenizer() -> Any:
 
 def qwen_tiktoken_path() -> Path:
     """dashscope's copy of qwen.tiktoken; ConfigError naming the package when it is missing."""
-    try:
-        import dashscope
-    except ImportError:
+    import importlib.util
+
+    spec = importlib.util.find_spec("dashscope")  # the file only: the SDK itself is not imported
+    if spec is None or spec.origin is None:
         raise ConfigError(
             "the Qwen-vocabulary tiny checkpoint needs qwen.tiktoken from the dashscope package; "
             "pip install dashscope==2.0.2 (or use the 'small' vocabulary)"
-        ) from None
-    path = Path(dashscope.__file__).parent / "resources" / "qwen.tiktoken"
+        )
+    path = Path(spec.origin).parent / "resources" / "qwen.tiktoken"
     if not path.is_file():
         raise ConfigError(f"{path} is missing; reinstall dashscope==2.0.2")
     return path
