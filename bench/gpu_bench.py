@@ -113,10 +113,13 @@ def run_variant(model: LocalModel, image: Image.Image, steps: int) -> dict[str, 
     """Warm-up step, then ``steps`` timed steps with a growing history (as in a run)."""
     dialect = get_dialect("qwen2vl")
     rows = []
+    first = 0.0
     model.reset_prefix()
     for step in range(steps + 1):
         resized = model.resized_size(*image.size)
-        prompt = prompt_for(step, image, resized)
+        # a new screenshot object each step, as in a run: the vision tower runs every step
+        # (the model reuses a screenshot's features only for a re-ask of the same one)
+        prompt = prompt_for(step, image.copy(), resized)
         t0 = time.perf_counter()
         gen = model.generate(prompt)
         ctx = StepContext("desktop", DESKTOP_KINDS, ScreenGeometry(*image.size), resized)
@@ -124,7 +127,8 @@ def run_variant(model: LocalModel, image: Image.Image, steps: int) -> dict[str, 
         wall = time.perf_counter() - t0
         st = model.last_stats
         if step == 0:
-            continue  # warm-up: kernels, grammar compile, torch.compile
+            first = wall  # warm-up: kernels, grammar compile, torch.compile
+            continue
         rows.append(
             {
                 "step_s": wall,
@@ -136,7 +140,7 @@ def run_variant(model: LocalModel, image: Image.Image, steps: int) -> dict[str, 
                 "passes": st.forward_passes,
             }
         )
-    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    return {"first_s": first, **{k: statistics.median(r[k] for r in rows) for k in rows[0]}}
 
 
 def main() -> None:
@@ -145,6 +149,13 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(ARCHS))
     ap.add_argument("--steps", type=int, default=3, help="timed steps per variant")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument(
+        "--variants", default=None, help="comma-separated subset of " + ",".join(VARIANTS)
+    )
+    ap.add_argument(
+        "--cudnn-attention", choices=("off", "on", "both"), default="off",
+        help="cuDNN SDPA allowed (on), not (off, LocalModel's default), or each in turn",
+    )  # fmt: skip
     ap.add_argument("--max-seconds", type=float, default=270.0, help="skip what would start later")
     args = ap.parse_args()
     t_start = time.monotonic()
@@ -163,7 +174,18 @@ def main() -> None:
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     image = screenshot()
     device_name = torch.cuda.get_device_name() if cuda else "CPU (smoke: tiny configs)"
-    variants = {k: v for k, v in VARIANTS.items() if not (args.no_compile and "compile" in v)}
+    wanted = args.variants.split(",") if args.variants else list(VARIANTS)
+    variants = {
+        k: v
+        for k, v in VARIANTS.items()
+        if k in wanted and not (args.no_compile and "compile" in v)
+    }
+    cudnn = {"off": [False], "on": [True], "both": [True, False]}[args.cudnn_attention]
+    variants = {
+        (f"{k} cudnn-attn" if c else k): {**v, "cudnn_attention": c}
+        for k, v in variants.items()
+        for c in cudnn
+    }
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
     for arch in args.models.split(","):
@@ -196,7 +218,7 @@ def main() -> None:
         if cuda:
             torch.cuda.empty_cache()
     print(f"\n{device_name}, torch {torch.__version__}, {args.steps} timed steps each (median)")
-    cols = ("step_s", *STAGES)
+    cols = ("first_s", "step_s", *STAGES)
     print("| model | budget | variant | " + " | ".join(f"{c} ms" for c in cols)
           + " | visual | prompt | reused | output | passes |")  # fmt: skip
     print("|---" * (len(cols) + 8) + "|")

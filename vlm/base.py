@@ -75,7 +75,9 @@ class VisionModel(ABC):
         except PixelPilotError:
             raise
         except Exception as exc:  # noqa: BLE001 - every backend failure becomes ModelError
-            raise ModelError(f"{self.name}: generation failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(
+                f"{self.name}: generation failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if isinstance(out, str):
             out = Generation(text=out)
         return out.model_copy(update={"seconds": time.perf_counter() - t0})

@@ -16,6 +16,10 @@ M-RoPE positions are computed once per call by the model's own ``get_rope_index`
 explicitly; ``model.model.rope_deltas`` (state that survives between calls) is reset each call.
 With ``compile=True`` the cache is a StaticCache and, on CUDA, single-token steps run through
 ``torch.compile`` (CUDA graphs); prefill and multi-token forced chunks stay eager.
+
+On CUDA, attention runs on flash / memory-efficient SDPA, not cuDNN's: cuDNN builds a new
+graph for each new key length, which a decode with a growing cache hits on every pass
+(measured on an H200: docs/models.md). ``cudnn_attention=True`` allows it again.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class LocalModel(VisionModel):
         forced: ForcedMode = "batch",
         name: str | None = None,
         parts: tuple[Any, Any] | None = None,
+        cudnn_attention: bool = False,
     ) -> None:
         """``parts``: an already built (processor, model), e.g. a model made from a config for a
         benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's."""
@@ -120,6 +125,7 @@ class LocalModel(VisionModel):
         self._generator = torch.Generator(device=self.device)
         if seed is not None:
             self.seed(seed)
+        self.cudnn_attention = cudnn_attention
         self.static = compile
         self._step_fn: Any = self._forward
         if compile and self.device.type == "cuda":
@@ -157,7 +163,7 @@ class LocalModel(VisionModel):
         with _timer(timings, "preprocess", self._sync):
             inputs = self.encode(prompt)
         grammar = prompt.grammar if self.constrain else None
-        with torch.inference_mode():
+        with torch.inference_mode(), self._attention_backends():
             image = prompt.images[-1] if prompt.images else None
             ids, stats = self._decode(inputs, grammar, timings, image)
         with _timer(timings, "detokenize"):
@@ -178,6 +184,16 @@ class LocalModel(VisionModel):
             visual_tokens=visual,
             resized=resized,
             timings=timings,
+        )
+
+    def _attention_backends(self) -> Any:
+        """On CUDA, SDPA without the cuDNN backend (unless ``cudnn_attention``); else nothing."""
+        if self.device.type != "cuda" or self.cudnn_attention:
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(
+            [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
         )
 
     # -- preprocessing -------------------------------------------------------------------

@@ -97,7 +97,9 @@ class Dialect(ABC):
             )
         parts.append({"type": "image", "image": image})
         msgs.append(Message("user", parts))
-        return Prompt(messages=msgs, grammar=self.grammar(ctx), meta={"dialect": self.name, "ctx": ctx})
+        return Prompt(
+            messages=msgs, grammar=self.grammar(ctx), meta={"dialect": self.name, "ctx": ctx}
+        )
 
     def task_text(self, task: str) -> str:
         return f"Task: {task}"
