@@ -106,6 +106,14 @@ def run(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
+    compile_steps: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Local models on a GPU: one-token decode steps through torch.compile (CUDA "
+            "graphs). The first step compiles (~30 s); later steps decode faster.",
+        ),
+    ] = False,
 ) -> None:
     """Run TASK with a model on a device and record the trajectory."""
     from pixelpilot.agent.dialects import get_dialect
@@ -120,6 +128,8 @@ def run(
         if max_pixels < min_pixels:
             raise UserError(f"--max-pixels {max_pixels} is below --min-pixels {min_pixels}")
         options["pixels"] = PixelBudget(min_pixels, max_pixels)
+    if compile_steps:
+        options["compile"] = True
     the_model = load_model(model, **options)
     budgets = Budgets(max_steps, max_seconds, max_retries)
     result = _record_run(task, the_model, the_device, the_dialect, budgets, out_dir, "run")

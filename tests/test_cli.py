@@ -50,6 +50,7 @@ def test_help_everywhere(args):
         (["run", "x", "--model", "openai:ftp://h#m"], "write openai:http://HOST:PORT/v1#MODEL_NAME"),
         (["run", "x", "--model", "scripted:/no/such.yaml", "--dialect", "qwen2vl"], "not found"),
         (["run", "x", "--model", "llava", "--dialect", "qwen2vl"], "unknown model 'llava'"),
+        (["run", "x", "--model", "scripted:{script}", "--compile"], "for local transformers models"),
         (["run", "x", "--model", "scripted:{script}", "--dialect", "qwen9"], "unknown dialect"),
         (["run", "x", "--model", "scripted:{script}", "--dialect", "qwen2vl", "--device", "toaster"],
          "unknown device 'toaster'"),

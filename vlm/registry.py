@@ -80,6 +80,8 @@ def load_model(ref: str, **options: object) -> VisionModel:
     ``options`` go to the backend (e.g. ``device``, ``dtype``, ``pixels``, ``temperature``).
     """
     kind, _, arg = ref.partition(":")
+    if options.get("compile") and kind in ("scripted", "openai"):
+        raise ConfigError(f"--compile is for local transformers models; {ref} does not compile")
     if kind == "scripted":
         return _scripted(arg, options.get("pixels"))  # type: ignore[arg-type]
     if kind == "openai":
