@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,13 +35,12 @@ from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.vlm.base import Generation, Prompt, VisionModel
 from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
 from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
+from pixelpilot.vlm.prefix_cache import PrefixCache
 
 ForcedMode = Literal["batch", "step", "off"]
 """How grammar-forced tokens are fed: all in one forward pass with the token before them
 ("batch"), one forward pass each ("step": same tokens, same text, for comparison), or not used
 at all, every token sampled under the mask ("off")."""
-
-_STATIC_BUCKET = 1024  # StaticCache lengths are rounded up to this, to limit reallocations
 
 
 @dataclass
@@ -126,14 +125,12 @@ class LocalModel(VisionModel):
         if seed is not None:
             self.seed(seed)
         self.cudnn_attention = cudnn_attention
-        self.static = compile
         self._step_fn: Any = self._forward
         if compile and self.device.type == "cuda":
             compiled = torch.compile(self._forward, mode="reduce-overhead", dynamic=False)
             # CUDA graphs reuse their output buffer: copy the logits out before the next replay
             self._step_fn = lambda ids, pos: compiled(ids, pos).clone()
-        self._cache: Any = None
-        self._cached_ids: list[int] = []
+        self._prefix = PrefixCache(self.config, static=compile)
         self._vision: tuple[Any, Any] | None = None
         """((screenshot, grid), vision tower output) of the last call."""
         self.last_stats = DecodeStats()
@@ -143,8 +140,7 @@ class LocalModel(VisionModel):
         return self.pixels.resize(width, height)
 
     def close(self) -> None:
-        self._cache = None
-        self._cached_ids = []
+        self._prefix.reset()
         self._vision = None
 
     def seed(self, seed: int) -> None:
@@ -153,8 +149,7 @@ class LocalModel(VisionModel):
 
     def reset_prefix(self) -> None:
         """Forget the cached prompt prefix (the next call prefills everything)."""
-        self._cache = None
-        self._cached_ids = []
+        self._prefix.reset()
 
     def _generate(self, prompt: Prompt) -> Generation:
         import torch
@@ -268,7 +263,8 @@ class LocalModel(VisionModel):
             else n_prompt
         )
         cut = min(cut, n_prompt - 1)
-        reuse = self._take_cache(prompt_ids[:cut] if self.reuse_prefix else [], n_prompt)
+        need = n_prompt + self.max_new_tokens + 1
+        reuse = self._prefix.take(prompt_ids[:cut] if self.reuse_prefix else [], need)
         stats.reused_tokens = reuse
         stats.prefilled_tokens = n_prompt - reuse
 
@@ -326,7 +322,7 @@ class LocalModel(VisionModel):
         timings["grammar"] = stats.mask_s
         stats.token_ids = out
         if self.reuse_prefix:
-            self._keep_prefix(prompt_ids[:cut])
+            self._prefix.keep(prompt_ids[:cut])
         return out, stats
 
     def _finished(self, new: list[int], out: list[int], constraint: Any) -> bool:
@@ -348,7 +344,7 @@ class LocalModel(VisionModel):
         out = self.model(
             input_ids=ids,
             position_ids=positions,
-            cache=self._cache,
+            cache=self._prefix.cache,
             use_cache=True,
             mm_encoder_outputs=mm_encoder_outputs,
             logits_to_keep=1,
@@ -384,34 +380,6 @@ class LocalModel(VisionModel):
                     return taken
         return taken
 
-    # -- the prompt-prefix KV cache -----------------------------------------------------
-    def _take_cache(self, prefix: Sequence[int], n_prompt: int) -> int:
-        """Crop the kept cache to its longest common prefix with ``prefix``; returns that length.
-
-        A StaticCache is kept (its tensors have fixed addresses for CUDA graphs) unless too small.
-        """
-        from transformers import DynamicCache, StaticCache
-
-        need = n_prompt + self.max_new_tokens + 1
-        if self._cache is None or (self.static and self._cache.get_max_length() < need):
-            self._cached_ids = []
-            if self.static:
-                size = -(-need // _STATIC_BUCKET) * _STATIC_BUCKET
-                self._cache = StaticCache(config=self.config, max_cache_len=size)
-            else:
-                self._cache = DynamicCache(config=self.config)
-        common = _common_prefix(self._cached_ids, prefix)
-        self._cache.crop(common - int(self._cache.get_seq_length()))
-        self._cached_ids = list(prefix[:common])
-        return common
-
-    def _keep_prefix(self, prefix: list[int]) -> None:
-        """After a call: keep only the KV of the text before the image for the next call."""
-        seen = int(self._cache.get_seq_length())
-        keep = min(len(prefix), seen)
-        self._cache.crop(keep - seen)
-        self._cached_ids = list(prefix[:keep])
-
     def _image_features(self, inputs: Any, grid: Any, image: Any) -> Any:
         """The vision tower's output for the prompt's screenshot. A re-ask within a step sends
         the same screenshot again: its features are reused instead of recomputed."""
@@ -432,14 +400,6 @@ class LocalModel(VisionModel):
             import torch
 
             torch.cuda.synchronize(self.device)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 @contextlib.contextmanager
