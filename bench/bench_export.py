@@ -32,16 +32,9 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pp-bench-export-"))
     try:
-        runs_dir = args.runs
-        if runs_dir is None:
-            from record_runs import record_scenarios
+        from record_runs import recorded_runs
 
-            from pixelpilot.tools.xvfb import ensure_display
-
-            runs_dir = work / "runs"
-            with ensure_display(1280, 800):
-                record_scenarios(runs_dir)
-        runs = sorted(p for p in runs_dir.iterdir() if (p / "run.json").is_file())
+        runs_dir, runs = recorded_runs(args.runs, work)
         print(f"{len(runs)} runs from {runs_dir}")
         print(
             f"{'dialect':<11} {'images':<6} {'steps':>5} {'s/100 steps':>12} {'MB/100 steps':>13}"

@@ -73,16 +73,9 @@ def main() -> int:
     console = Console(width=110)
     reports: dict[str, Any] = {}
     try:
-        runs_dir = args.runs
-        if runs_dir is None:
-            from record_runs import record_scenarios
+        from record_runs import recorded_runs
 
-            from pixelpilot.tools.xvfb import ensure_display
-
-            runs_dir = work / "runs"
-            with ensure_display(1280, 800):
-                record_scenarios(runs_dir)
-        runs = sorted(p for p in runs_dir.iterdir() if (p / "run.json").is_file())
+        _, runs = recorded_runs(args.runs, work)
         models: list[tuple[str, Any]] = [
             (
                 "scripted (recorded)",

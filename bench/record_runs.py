@@ -117,6 +117,16 @@ def record_scenarios(out_dir: Path) -> list[Path]:
     return dirs
 
 
+def recorded_runs(runs_dir: Path | None, work: Path) -> tuple[Path, list[Path]]:
+    """The run directories under ``runs_dir``; with None, the shipped desktop scenarios are
+    recorded under ``work/runs`` first (on a display of their own if there is none)."""
+    if runs_dir is None:
+        runs_dir = work / "runs"
+        with ensure_display(1280, 800):
+            record_scenarios(runs_dir)
+    return runs_dir, sorted(p for p in runs_dir.iterdir() if (p / "run.json").is_file())
+
+
 def record_fixture(dest: Path) -> Path:
     """The format-v1 fixture: a rejected answer, click, type, drag, finish; PNGs recompressed."""
     r = record(FIXTURE_TASK, FIXTURE_OUTPUTS, "qwen2vl", dest)
