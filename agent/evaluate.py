@@ -191,15 +191,15 @@ def history_turn(
 ) -> Turn:
     """The turn a later prompt repeats for ``step``: its recorded answer, rewritten in
     ``dialect`` when the recording used another one."""
-    action = step.action
-    result = step.result or (
-        "Finished." if action is not None and action.kind == "finish" else "Done."
-    )
-    raw = accepted_raw(step) or ""
+    note = step.result or ""
+    if note in ("Finished.", "Done.") or note.startswith("Done. "):  # written before notes
+        note = note.removeprefix("Done.").removeprefix("Finished.").strip()
+    raw, action = accepted_raw(step) or "", step.action
     if dialect.name != recorded_dialect and step.device_action is not None:
         with contextlib.suppress(ValueError):  # if this dialect cannot write it, keep the text
-            raw = dialect.format(to_space(step.device_action, dialect, ctx), ctx)
-    return Turn(raw=raw, result=result)
+            converted = to_space(step.device_action, dialect, ctx)
+            raw, action = dialect.format(converted, ctx), converted
+    return Turn(raw=raw, action=action, note=note)
 
 
 def to_space(device_action: Any, dialect: Dialect, ctx: StepContext) -> Any:

@@ -183,7 +183,7 @@ class Agent:
                 timings["parse"] += time.perf_counter() - t0
                 attempt.action = action
                 t0 = time.perf_counter()
-                outcome, result_text = self._act(action, device_action, step)
+                outcome, note = self._act(action, device_action, step)
                 timings["execute"] = time.perf_counter() - t0
             except ModelRetry as exc:
                 feedback = attempt.error = str(exc)
@@ -192,8 +192,8 @@ class Agent:
             except DeviceError as exc:
                 step.error = str(exc)
                 return self._record(step, obs), _EndRun("error", str(exc))
-            step.action, step.device_action, step.result = action, device_action, result_text
-            history.append(Turn(raw=gen.text, result=result_text))
+            step.action, step.device_action, step.result = action, device_action, note
+            history.append(Turn(raw=gen.text, action=action, image=obs.image, note=note))
             return self._record(step, obs), outcome
         reason = f"no valid action after {len(step.attempts)} answers; last error: {feedback}"
         return self._record(step, obs), _EndRun("failure", reason)
@@ -201,17 +201,18 @@ class Agent:
     def _act(
         self, action: Action, device_action: Action, step: StepRecord
     ) -> tuple[_EndRun | None, str]:
-        """Carry out one accepted action: (how the run ends or None, what the model is told)."""
+        """Carry out one accepted action: (how the run ends or None, the note the model is told
+        about it beyond its family's own format: "" for nothing)."""
         if action.kind == "finish":
             end = _EndRun(action.status, f"the model finished ({action.status})", action.answer)
-            return end, "Finished."
+            return end, ""
         if action.kind == "ask_user":
             if self.ask_user is None:
                 reason = f"the model asked the user {action.question!r} and no one can answer"
                 return _EndRun("failure", reason), ""
             return None, f"The user answered: {self.ask_user(action.question)}"
         step.executed = self.device.execute(device_action)
-        return None, f"Done. {step.executed.note}".strip()  # e.g. a robot's "grasped nothing"
+        return None, step.executed.note  # e.g. a robot's "grasped nothing"
 
     def _record(self, step: StepRecord, obs: Observation | None) -> StepRecord:
         t0 = time.perf_counter()

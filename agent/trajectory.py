@@ -72,7 +72,8 @@ class StepRecord(BaseModel):
     error: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     result: str | None = None
-    """What the model was told after the action ("Done.", the user's answer, ...)."""
+    """The note the model was told about the action's outcome beyond its family's own format
+    (a device's note, the user's answer; "" for nothing): ``Turn.note``."""
     boxes: dict[str, list[int]] | None = None
     """Element boxes on the screen [x, y, w, h] in screen pixels, where the device knows
     them (the fixture apps, a uiautomator dump); offline evaluation scores points against them."""

@@ -103,7 +103,7 @@ def screenshot() -> Image.Image:
 def prompt_for(step: int, image: Image.Image, resized: tuple[int, int]) -> Any:
     ctx = StepContext("desktop", DESKTOP_KINDS, ScreenGeometry(*image.size), resized)
     history = [
-        Turn(raw=f'✿FUNCTION✿: click\n✿ARGS✿: {{"point": [{100 + i}, 200]}}', result="Done.")
+        Turn(raw=f'✿FUNCTION✿: click\n✿ARGS✿: {{"point": [{100 + i}, 200]}}')
         for i in range(step)
     ]
     return get_dialect("qwen2vl").build_prompt("Click the Submit button", history, image, ctx)

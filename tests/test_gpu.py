@@ -85,7 +85,7 @@ def outputs(model: LocalModel) -> list[str]:
             for _ in range(2):
                 gen = model.generate(dialect.build_prompt("Open the settings", history, image, ctx))
                 texts.append(gen.text)
-                history.append(Turn(raw=gen.text, result="Done."))
+                history.append(Turn(raw=gen.text))
     return texts
 
 

@@ -105,7 +105,7 @@ def test_bad_options_are_config_errors(tiny_small):
 
 
 def _history(n: int) -> list[Turn]:
-    return [Turn(raw=f'✿FUNCTION✿: click\n✿ARGS✿: {{"point": [{i}, 5]}}', result="Done.") for i in range(n)]  # fmt: skip
+    return [Turn(raw=f'✿FUNCTION✿: click\n✿ARGS✿: {{"point": [{i}, 5]}}') for i in range(n)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -40,10 +40,20 @@ class StepContext:
 
 @dataclass(frozen=True)
 class Turn:
-    """One earlier step as the model sees it: what it wrote and what came of it."""
+    """One earlier step as the model saw and answered it; the dialect's layout decides which
+    parts a prompt shows, and how.
+
+    ``raw``: the accepted answer as the model wrote it. ``action``: that answer parsed (model
+    space; None where only the text is known). ``image``: the screenshot the model answered
+    (None where it was not kept). ``note``: what pixelpilot tells the model about the outcome
+    beyond the family's own format ("" for nothing): a device's note ("grasped nothing"), the
+    user's answer, a warning that the screen did not change.
+    """
 
     raw: str
-    result: str
+    action: Any = None
+    image: Image.Image | None = None
+    note: str = ""
 
 
 class Dialect(ABC):
@@ -85,7 +95,7 @@ class Dialect(ABC):
         msgs.append(Message("user", [{"type": "text", "text": self.task_text(task)}]))
         for turn in history[-HISTORY_TURNS:]:
             msgs.append(Message("assistant", [{"type": "text", "text": turn.raw}]))
-            msgs.append(Message("user", [{"type": "text", "text": turn.result}]))
+            msgs.append(Message("user", [{"type": "text", "text": turn.note or "Done."}]))
         parts: list[dict[str, Any]] = []
         if feedback:
             parts.append(
