@@ -326,19 +326,3 @@ def _first_error(err: ValidationError) -> str:
     if e["type"] == "missing":
         return f"missing argument {loc!r}"
     return f"{loc!r}: {e['msg']}"
-
-
-KEY_ALIASES = {
-    "control": "ctrl", "ctl": "ctrl", "return": "enter", "escape": "esc", "del": "delete",
-    "cmd": "command", "super": "win", "meta": "win", "windows": "win", "option": "alt",
-    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
-    "page_up": "pageup", "page_down": "pagedown", "pgup": "pageup", "pgdn": "pagedown",
-    "spacebar": "space", " ": "space", "bksp": "backspace",
-}  # fmt: skip
-
-
-def normalize_key(key: str) -> str:
-    """Canonical lowercase key name ('Control' -> 'ctrl', 'Return' -> 'enter')."""
-    k = key.lower()
-    k = KEY_ALIASES.get(k, k.strip())
-    return KEY_ALIASES.get(k, k)

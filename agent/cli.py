@@ -88,8 +88,19 @@ def run(
     ] = "tiny",
     dialect: Annotated[
         str | None,
-        typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5 (default: the model's own)"),
+        typer.Option(
+            help="qwen2vl | qwen25vl | uitars | uitars-1.5 | osatlas | showui "
+            "(default: the model's own)"
+        ),
     ] = None,
+    official: Annotated[
+        bool,
+        typer.Option(
+            "--official",
+            help="The family's official format only: no retry feedback, no extra verbs "
+            "(ask_user, ...), no notes where the family has no slot (docs/models.md).",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "desktop",
     max_pixels: Annotated[
         int | None,
@@ -116,13 +127,14 @@ def run(
     ] = False,
 ) -> None:
     """Run TASK with a model on a device and record the trajectory."""
-    from pixelpilot.agent.dialects import get_dialect
+    from pixelpilot.agent.dialects import Fidelity, get_dialect
     from pixelpilot.agent.loop import Budgets
     from pixelpilot.scenarios.targets import open_device
     from pixelpilot.vlm.registry import default_dialect, load_model
 
     the_device = open_device(device)  # a bad reference fails before a model loads
-    the_dialect = get_dialect(dialect or default_dialect(model))
+    fidelity = Fidelity.official() if official else Fidelity()
+    the_dialect = get_dialect(dialect or default_dialect(model), fidelity)
     options: dict[str, Any] = {}
     if max_pixels is not None:
         if max_pixels < min_pixels:

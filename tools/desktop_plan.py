@@ -8,7 +8,6 @@ coordinates (monitor origin + pixels / scale). ``DesktopDevice`` runs the comman
 
 from __future__ import annotations
 
-import string
 from typing import Any
 
 from pixelpilot.agent.actions import (
@@ -20,29 +19,14 @@ from pixelpilot.agent.actions import (
     Point,
     Scroll,
     TypeText,
-    normalize_key,
 )
 from pixelpilot.agent.errors import ActionRejected
 from pixelpilot.agent.geometry import ScreenGeometry, to_logical
+from pixelpilot.agent.keys import KNOWN_KEYS, normalize_key
 
 __all__ = ["KNOWN_KEYS", "Command", "hotkey_keys", "plan"]
 
 Command = list[Any]
-
-_NAMED_KEYS = """
-    add alt altleft altright apps backspace capslock ctrl ctrlleft ctrlright decimal del delete
-    divide down end enter esc escape execute help home insert left multiply numlock pagedown
-    pageup pause pgdn pgup print printscreen prntscrn prtsc prtscr return right scrolllock
-    select separator shift shiftleft shiftright space subtract tab up win winleft winright
-""".split()  # noqa: SIM905 - a word list reads better than 50 quoted strings
-KNOWN_KEYS: frozenset[str] = frozenset(
-    _NAMED_KEYS
-    + [f"f{i}" for i in range(1, 25)]
-    + [f"num{i}" for i in range(10)]
-    + [c for c in string.printable if c not in "\x0b\x0c"]
-)
-"""Key names pyautogui can press on X11 (its KEY_NAMES minus those with no X11 keysym)."""
-
 
 
 # -- pure: action -> commands ---------------------------------------------------------------

@@ -24,10 +24,10 @@ from pixelpilot.agent.actions import (
     Swipe,
     SystemButton,
     Tap,
-    normalize_key,
 )
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.errors import ParseError
+from pixelpilot.agent.keys import normalize_key
 
 _END_TOKENS = re.compile(r"<\|im_end\|>|<\|endoftext\|>")
 _FENCE_LINE = re.compile(r"^[ \t]*```[\w+-]*[ \t]*(?:\n|$)", re.MULTILINE)
@@ -66,6 +66,8 @@ def json_object(text: str, where: str, example: str, exact: bool = False) -> dic
         raise ParseError(f"{where} holds no JSON object; write {example}")
     try:
         obj, end = _DECODER.raw_decode(text, start)
+    except RecursionError:
+        raise ParseError(f"the JSON in {where} is nested too deeply; write {example}") from None
     except ValueError as err:
         pos = getattr(err, "pos", 0)
         msg = getattr(err, "msg", str(err))

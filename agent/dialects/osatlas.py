@@ -45,7 +45,9 @@ from pixelpilot.agent.actions import (
     Wait,
 )
 from pixelpilot.agent.dialects._text import clean, num, require, snippet, split_keys
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars_grounding import osatlas_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
 from pixelpilot.agent.errors import ParseError
 
 # verb -> (points it takes, whether it takes a [value], kinds it can stand for, purpose)
@@ -106,7 +108,7 @@ _TAIL = (
 )
 
 
-class OSAtlasDialect(Dialect):
+class OSAtlasDialect(LegacyDialect):
     """OS-Atlas-Pro-4B/7B action mode: verb lines with ``<point>[[x,y]]</point>`` in norm1000."""
 
     name: ClassVar[str] = "osatlas"
@@ -139,12 +141,12 @@ class OSAtlasDialect(Dialect):
         return f"Task: {task}"
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar_grounding import osatlas_grammar
-
-        return osatlas_grammar(ctx.device_kind, frozenset(ctx.kinds))
+        return self.cached(
+            (ctx.device_kind, ctx.kinds), lambda: osatlas_grammar(self.offered(ctx), _VERBS)
+        )
 
     # -- parse -------------------------------------------------------------------------------
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
         marks = list(_MARK.finditer(text))
         section = text[marks[-1].end() :] if marks else text

@@ -42,7 +42,9 @@ from pixelpilot.agent.actions import (
     Wait,
 )
 from pixelpilot.agent.dialects._text import clean, num, require, snippet, split_keys
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars_grounding import showui_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
 from pixelpilot.agent.errors import ParseError
 
 # action -> (positions: 0 none, 1 one, 2 two, -1 optional one; value needed; kinds; meaning)
@@ -105,7 +107,7 @@ _TAIL = (
 _APPS = {"desktop": "computer", "mobile": "phone", "robot": "robot camera"}
 
 
-class ShowUIDialect(Dialect):
+class ShowUIDialect(LegacyDialect):
     """ShowUI-2B navigation: ``{'action': ..., 'value': ..., 'position': [x, y]}`` in 0..1."""
 
     name: ClassVar[str] = "showui"
@@ -123,12 +125,12 @@ class ShowUIDialect(Dialect):
         return f"Task: {task}"
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar_grounding import showui_grammar
-
-        return showui_grammar(ctx.device_kind, frozenset(ctx.kinds))
+        return self.cached(
+            (ctx.device_kind, ctx.kinds), lambda: showui_grammar(self.offered(ctx), _ACTIONS)
+        )
 
     # -- parse -------------------------------------------------------------------------------
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
         start = text.find("{")
         if start < 0:

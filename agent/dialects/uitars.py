@@ -51,7 +51,9 @@ from pixelpilot.agent.dialects._text import (
     split_keys,
     xy,
 )
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars import uitars_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
 from pixelpilot.agent.errors import ParseError
 
 BOX = ("start_box", "end_box")
@@ -133,7 +135,7 @@ _TAIL = (
 )
 
 
-class UITarsDialect(Dialect):
+class UITarsDialect(LegacyDialect):
     """UI-TARS v1 (2B/7B/72B, SFT/DPO): norm1000 boxes in ``<|box_start|>`` tokens."""
 
     name: ClassVar[str] = "uitars"
@@ -178,7 +180,7 @@ class UITarsDialect(Dialect):
         """The bare instruction: the system prompt ends with its "## User Instruction" heading."""
         return task
 
-    def _offered(self, ctx: StepContext) -> list[str]:
+    def offered(self, ctx: StepContext) -> list[str]:
         return list(dict.fromkeys(line.split("(")[0] for line in self.action_space(ctx)))
 
     def _example(self, verb: str) -> str:
@@ -191,7 +193,7 @@ class UITarsDialect(Dialect):
         return lines.get(verb, lines["click"])
 
     # -- parse -------------------------------------------------------------------------------
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
         marks = list(_MARK_LINE.finditer(text)) or list(_MARK_ANY.finditer(text))
         before, section = (
@@ -202,7 +204,7 @@ class UITarsDialect(Dialect):
             point = _grounding(text) if not marks else None
             if point is not None:  # a grounding answer: "(235, 512)"
                 click = action_from_call("click", {"point": point}, self.space)
-                return require(click, ctx, self.space, "click", self._offered(ctx))
+                return require(click, ctx, self.space, "click", self.offered(ctx))
             example = self._example("click")
             if not text:
                 raise ParseError(f"empty answer; write Thought: ... then Action: {example}")
@@ -216,11 +218,11 @@ class UITarsDialect(Dialect):
         verb = m.group(1)
         if verb not in _SPEC:
             raise ParseError(
-                f"unknown action {verb!r}; use one of: {', '.join(self._offered(ctx))}"
+                f"unknown action {verb!r}; use one of: {', '.join(self.offered(ctx))}"
             )
         args = self._args(scan_call(section, verb, m.end()))
         action = self._action(verb, args, _thought(before))
-        return require(action, ctx, self.space, verb, self._offered(ctx))
+        return require(action, ctx, self.space, verb, self.offered(ctx))
 
     def _args(self, call: Call) -> dict[str, str]:
         """Arguments under their canonical names; empty ones dropped, as ui-tars does."""
@@ -362,10 +364,10 @@ class UITarsDialect(Dialect):
         raise ValueError(f"{self.name} cannot express {a.kind!r}")
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar import uitars_grammar
-
-        resized = (ctx.resized[0], ctx.resized[1]) if self.space == "resized_px" else None
-        return uitars_grammar(self.name, ctx.device_kind, frozenset(ctx.kinds), resized)
+        extent = (ctx.resized[0], ctx.resized[1]) if self.space == "resized_px" else (1000, 1000)
+        return self.cached(
+            (ctx.device_kind, ctx.kinds, extent), lambda: uitars_grammar(self, ctx, extent)
+        )
 
     def format(self, action: Any, ctx: StepContext) -> str:
         call = self._call(action)
