@@ -23,9 +23,9 @@ SPACES: tuple[Space, ...] = get_args(Space)
 
 
 class Point(BaseModel):
-    """A point that always says which coordinate space it is in."""
+    """A point that always says which coordinate space it is in (finite coordinates only)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     x: float
     y: float
     space: Space
@@ -310,7 +310,10 @@ def action_from_call(kind: str, args: dict[str, Any], space: Space) -> Any:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         ):
             raise ParseError(f"{kind}: {name!r} must be [x, y] with two numbers, got {value!r}")
-        data[name] = Point(x=value[0], y=value[1], space=space)
+        try:
+            data[name] = Point(x=value[0], y=value[1], space=space)
+        except ValidationError:  # a number no float holds (309 digits), or not finite
+            raise ParseError(f"{kind}: {name!r} holds a number out of range") from None
     data["kind"] = kind
     try:
         return cls.model_validate(data)

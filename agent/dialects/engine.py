@@ -131,16 +131,19 @@ class TableDialect(Dialect):
         points = [v for tag, v in call.positional if tag == "point"]
         values = [v for tag, v in call.positional if tag != "point"]
         for arg in verb.args:
+            key = None
             if arg.source == "thought":
                 value: Any = call.thought or None
             elif arg.name == "":
                 pool = points if arg.type == "point" else values
                 value = pool.pop(0) if pool else None
             else:
-                key = next((k for k in call.args if verb.arg(k) is arg), None)
+                key = next((k for k in call.args if k == arg.name or k in arg.aliases), None)
                 value = call.args.get(key) if key is not None else None
                 if value is not None and arg.item is not None:
                     value = _item(value, arg.item, verb, arg)
+            if key in call.cut and not _complete(value, arg):
+                raise ParseError(f"the call is cut off; write the complete call, e.g. {example}")
             if value is None:
                 if arg.required:
                     raise ParseError(
@@ -309,6 +312,17 @@ class TableDialect(Dialect):
 
     def json_form(self, ctx: StepContext) -> JsonForm | None:
         return self.syntax.json_form(self.grammar_spec(ctx))
+
+
+_CLOSERS = (")", "]", "</point>", "</bbox>", "<|box_end|>")
+
+
+def _complete(value: Any, arg: Arg) -> bool:
+    """Whether a value the answer cut off is complete anyway: a point whose box closes, an
+    enum's word (checked against its choices when read)."""
+    if arg.type == "point":
+        return str(value).rstrip().endswith(_CLOSERS)
+    return arg.type == "enum"
 
 
 def _label(arg: Arg) -> str:

@@ -18,6 +18,7 @@ together with that closing character (see docs/grammar.md).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "BANNED",
     "BLANKS",
     "JSON_OPTIONS",
+    "LINE_BANNED",
     "TEXT_CHARS",
     "THOUGHT_TOKENS",
     "bounded",
@@ -35,9 +37,12 @@ __all__ = [
     "keys_regex",
     "lark_json",
     "lark_str",
+    "number_regex",
+    "quoted_regex",
     "regex_literal",
     "text_regex",
     "text_schema",
+    "value_regex",
 ]
 
 TEXT_CHARS = 200
@@ -47,6 +52,8 @@ THOUGHT_TOKENS = 512
 """Longest thought before a call, in tokens: a plan of several sentences, in any language."""
 BANNED = r"\x00-\x08\x0b-\x1f\x7f-\x9f<\x{273f}"
 """Never in free text (a regex class body): control characters but \\t and \\n, '<', '✿'."""
+LINE_BANNED = r"\x00-\x1f\x7f-\x9f<\x{273f}"
+"""Never in one-line free text: every control character, '<', '✿'."""
 BLANKS = r"\x{20}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 """What ``str.strip`` removes beyond control characters (a regex class body)."""
 JSON_OPTIONS = {
@@ -72,21 +79,45 @@ def regex_literal(s: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else f"\\x{{{ord(c):02x}}}" for c in s)
 
 
-def int_range_regex(hi: int) -> str:
-    """A regex (no anchors) matching the decimal integers 0..hi, without sign or leading zeros."""
-    if hi < 0:
-        raise ValueError(f"empty integer range 0..{hi}")
+def int_range_regex(hi: int, positive: bool = False) -> str:
+    """A regex (no anchors) matching the decimal integers 0..hi (1..hi when ``positive``),
+    without sign or leading zeros."""
+    if hi < (1 if positive else 0):
+        raise ValueError(f"empty integer range {int(positive)}..{hi}")
     s = str(hi)
     n = len(s)
-    alts = [f"[1-9][0-9]{{{d - 1}}}" if d > 1 else "[0-9]" for d in range(1, n)]
+    first = "[1-9]" if positive else "[0-9]"
+    alts = [f"[1-9][0-9]{{{d - 1}}}" if d > 1 else first for d in range(1, n)]
     for i in range(n):
-        lo = 1 if i == 0 and n > 1 else 0
+        lo = 1 if i == 0 and (n > 1 or positive) else 0
         top = int(s[i]) - 1
         if top >= lo:
             rest = f"[0-9]{{{n - i - 1}}}" if n - i - 1 else ""
             alts.append(f"{s[:i]}[{lo}-{top}]{rest}")
     alts.append(s)
     return "(?:" + "|".join(alts) + ")"
+
+
+def number_regex(hi: int, decimals: int, positive: bool = False) -> str:
+    """A regex for the decimal numbers 0..``hi`` (above 0 when ``positive``) with at most
+    ``decimals`` decimals: what a grammar lets a model write for a bounded number."""
+    frac = f"(?:\\.[0-9]{{1,{decimals}}})?" if decimals else ""
+    top = f"{hi}(?:\\.0{{1,{decimals}}})?" if decimals else str(hi)
+    alts = [top]
+    if hi >= 1:
+        alts.insert(0, int_range_regex(hi - 1, positive) + frac if hi > 1 or not positive else "")
+    if positive and decimals:
+        alts.append(f"0\\.[0-9]{{0,{decimals - 1}}}[1-9]")
+    return "(?:" + "|".join(a for a in alts if a) + ")"
+
+
+def quoted_regex(quote: str, lo: int, hi: int, secrets: Sequence[str] = ()) -> str:
+    """A ``quote``d string of ``lo``..``hi`` characters as ONE lexeme, closing quote included:
+    no control character (a newline is the escape ``\\n``; also ``\\t \\<quote> \\\\``), no bare
+    quote or backslash, no '<' (but an allowed secret), no '✿'."""
+    q = regex_literal(quote)
+    char = rf"(?:[^{q}\\{LINE_BANNED}]|\\[nt{q}\\])"
+    return f"{q}{text_regex(char, lo, hi, secrets)}{q}"
 
 
 def _secret(secrets: Sequence[str]) -> str:
@@ -141,6 +172,8 @@ def keys_regex(sep: str, most: int = 3) -> str:
 def bounded(prop: dict[str, Any], secrets: Sequence[str] = ()) -> dict[str, Any]:
     """A generated property schema with every string, list and number bounded for decoding."""
     kind = prop.get("type")
+    if "anyOf" in prop:
+        return {"anyOf": [bounded(b, secrets) for b in prop["anyOf"]]}
     if "enum" in prop or "const" in prop:
         return {k: prop[k] for k in ("enum", "const", "type") if k in prop}
     if kind == "string":
@@ -159,3 +192,34 @@ def bounded(prop: dict[str, Any], secrets: Sequence[str] = ()) -> dict[str, Any]
     if kind == "integer":
         return {k: prop[k] for k in ("type", "minimum", "maximum") if k in prop}
     raise ValueError(f"no decoding bound for the schema {prop}")
+
+
+def value_regex(
+    schema: dict[str, Any],
+    open_: str,
+    close: str,
+    *,
+    char: str,
+    sep: str | None = None,
+    secrets: Sequence[str] = (),
+) -> str:
+    """One written value of a text syntax as a regex, between ``open_`` and ``close`` (quotes,
+    brackets): ``schema`` (an argument's bounded JSON schema, see ``engine``) says which values;
+    ``char`` is one character of free text; ``sep`` joins key names."""
+    o, c = regex_literal(open_), regex_literal(close)
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        body = "(?:" + "|".join(regex_literal(str(v)) for v in values) + ")"
+    elif schema.get("type") == "string":
+        body = text_regex(char, int(schema.get("minLength", 0)), TEXT_CHARS, secrets)
+    elif schema.get("type") == "array":
+        body = keys_regex(sep or "+", int(schema.get("maxItems", 3)))
+    elif schema.get("type") in ("number", "integer"):
+        step = float(schema.get("multipleOf", 1))
+        decimals = 0 if schema["type"] == "integer" else max(0, round(-math.log10(step)))
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        positive = low > 0 or "exclusiveMinimum" in schema
+        body = number_regex(int(schema.get("maximum", 1000)), decimals, positive)
+    else:
+        raise ValueError(f"no regex for the schema {schema}")
+    return f"{o}{body}{c}"

@@ -44,10 +44,11 @@ from pixelpilot.agent.actions import (
     TypeText,
     Wait,
 )
-from pixelpilot.agent.dialects._text import clean, num, require, snippet, split_keys
+from pixelpilot.agent.dialects._text import CALL_CHARS, clean, num, require, snippet, split_keys
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.dialects.grammars_grounding import osatlas_grammar
 from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.dialects.syntax_verbline import _last_mark
 from pixelpilot.agent.errors import ParseError
 
 # verb -> (points it takes, whether it takes a [value], kinds it can stand for, purpose)
@@ -89,7 +90,7 @@ _BUTTONS = {"PRESS_BACK": "back", "PRESS_HOME": "home", "PRESS_MENU": "menu"}
 _MARK = re.compile(r"^[ \t]*actions?\s*[:：]", re.IGNORECASE | re.MULTILINE)
 _VERB = re.compile(r"(?<![A-Z_])(" + "|".join(sorted(_VERBS, key=len, reverse=True)) + r")\b")
 _POINT = re.compile(
-    r"<point>\s*\[?\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\]\]?\s*</point>"
+    r"<point>\s*\[?\[\s*(-?\d{1,12}(?:\.\d{1,12})?)\s*,\s*(-?\d{1,12}(?:\.\d{1,12})?)\s*\]\]?\s*</point>"
 )
 _HEAD = (
     "You are now operating in Executable Language Grounding mode. Your goal is to help users "
@@ -148,15 +149,15 @@ class OSAtlasDialect(LegacyDialect):
     # -- parse -------------------------------------------------------------------------------
     def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
-        marks = list(_MARK.finditer(text))
-        section = text[marks[-1].end() :] if marks else text
-        m = _VERB.search(section)
+        end = _last_mark(text)
+        section = text[end:] if end >= 0 else text
+        m = _VERB.search(section, 0, CALL_CHARS)
         if m is None:
             raise ParseError(
                 f"no action found in {snippet(text)}; end with 'actions:' and one line such as "
                 f"{_EXAMPLES['CLICK']}"
             )
-        verb, rest = m.group(1), section[m.end() :]
+        verb, rest = m.group(1), section[m.end() : m.end() + CALL_CHARS]
         npoints, has_value, _, _ = _VERBS[verb]
         found = [_point(x, y, self.space) for x, y in _POINT.findall(rest)]
         if len(found) < npoints:

@@ -10,7 +10,6 @@ generic tools named after our action kinds, in the same ``<tool_call>`` form.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
@@ -238,7 +237,6 @@ _FOOTER = (
     "Call exactly one function per answer."
 )
 _EXAMPLE = '<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>'
-_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 
 @lru_cache(maxsize=64)
@@ -297,10 +295,11 @@ class Qwen25VLDialect(LegacyDialect):
             raise ParseError(f"no <tool_call> block; answer with {_EXAMPLE}")
         if opened > 1:
             raise ParseError("one call per answer: write a single <tool_call> block")
-        block = _BLOCK.search(text)
-        if block is None:
+        open_at = text.find("<tool_call>") + len("<tool_call>")
+        close_at = text.find("</tool_call>", open_at)
+        if close_at < 0:
             raise ParseError("the <tool_call> block is not closed; end it with </tool_call>")
-        obj = json_object(block.group(1), "<tool_call>", _EXAMPLE, exact=True)
+        obj = json_object(text[open_at:close_at], "<tool_call>", _EXAMPLE, exact=True)
         name, args = obj.get("name"), obj.get("arguments")
         if isinstance(args, str):
             args = json_object(args, '"arguments"', '"arguments": {...}', exact=True)
@@ -366,7 +365,9 @@ class Qwen25VLDialect(LegacyDialect):
                         {"type": "integer", "minimum": 0, "maximum": h},
                     ]
             tools.append((tool, schema))
-        tools += [(s["name"], s["parameters"]) for s in tool_specs(frozenset(generic), (0, max(w, h)))]
+        tools += [
+            (s["name"], s["parameters"]) for s in tool_specs(frozenset(generic), (0, max(w, h)))
+        ]
         one = [
             {
                 "type": "object",

@@ -41,10 +41,11 @@ from pixelpilot.agent.actions import (
     TypeText,
     Wait,
 )
-from pixelpilot.agent.dialects._text import clean, num, require, snippet, split_keys
+from pixelpilot.agent.dialects._text import CALL_CHARS, clean, num, require, snippet, split_keys
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.dialects.grammars_grounding import showui_grammar
 from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.dialects.syntax_pydict import python_to_json
 from pixelpilot.agent.errors import ParseError
 
 # action -> (positions: 0 none, 1 one, 2 two, -1 optional one; value needed; kinds; meaning)
@@ -139,7 +140,9 @@ class ShowUIDialect(LegacyDialect):
                 "{'action': 'CLICK', 'value': None, 'position': [0.5, 0.5]}"
             )
         try:
-            obj, _ = json.JSONDecoder().raw_decode(python_to_json(text[start:]))
+            obj, _ = json.JSONDecoder().raw_decode(python_to_json(text[start : start + CALL_CHARS]))
+        except RecursionError:
+            raise ParseError("the action dictionary is not valid (nested too deeply)") from None
         except ValueError as err:
             raise ParseError(f"the action dictionary is not valid ({err})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("action"), str):
@@ -311,37 +314,6 @@ def _spell(a: Any, space: Space) -> tuple[str, Any, list[Point]]:
         case AskUser():
             return "ASK_USER", a.question, []
     raise ValueError(f"showui cannot express {a!r}")
-
-
-def python_to_json(text: str) -> str:
-    """Python literal syntax -> JSON: single-quoted strings, None/True/False. Only the literal
-    syntax changes; nothing is evaluated. Text after the first complete value is kept as is."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in "'\"":
-            j, buf = i + 1, []
-            while j < n and text[j] != c:
-                if text[j] == "\\" and j + 1 < n:
-                    nxt = text[j + 1]
-                    buf.append({"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt))
-                    j += 2
-                    continue
-                buf.append(text[j])
-                j += 1
-            out.append(json.dumps("".join(buf), ensure_ascii=False))
-            i = j + 1
-            continue
-        for word, lit in (("None", "null"), ("True", "true"), ("False", "false")):
-            if text.startswith(word, i) and not (i and text[i - 1].isalnum()):
-                out.append(lit)
-                i += len(word)
-                break
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def _py(value: Any) -> str:

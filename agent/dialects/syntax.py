@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pixelpilot.agent.dialects._text import snippet
+from pixelpilot.agent.dialects._text import CALL_CHARS, snippet
 from pixelpilot.agent.dialects.table import Arg, Verb
 from pixelpilot.agent.errors import ParseError
 from pixelpilot.vlm.base import JsonForm
 
-__all__ = ["MAX_COORDINATE", "GrammarSpec", "RawCall", "Syntax", "number", "xy_pair"]
+__all__ = ["CALL_CHARS", "MAX_COORDINATE", "GrammarSpec", "RawCall", "Syntax", "number", "xy_pair"]
 
 MAX_COORDINATE = 1e7
 """No space's coordinate is larger; a bigger (or non-finite) one is refused at once."""
@@ -46,6 +46,9 @@ class RawCall:
     positional: list[Any] = field(default_factory=list)
     group: str = ""
     thought: str = ""
+    cut: set[str] = field(default_factory=set)
+    """Arguments whose value ran to the end of the answer (no closing quote): read only when
+    complete anyway (a box that closes, one of an enum's words)."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from pixelpilot.agent.actions import (
     action_from_call,
 )
 from pixelpilot.agent.dialects._text import (
+    CALL_CHARS,
     Call,
     clean,
     escape_single,
@@ -54,6 +55,7 @@ from pixelpilot.agent.dialects._text import (
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.dialects.grammars import uitars_grammar
 from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.dialects.syntax_pycall import _last_mark
 from pixelpilot.agent.errors import ParseError
 
 BOX = ("start_box", "end_box")
@@ -85,8 +87,6 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _BOXISH = re.compile(
     r"(?:<\|box_start\|>|<point>|<bbox>)?[\s\d.,()\[\]-]+(?:<\|box_end\|>|</point>|</bbox>)?"
 )
-_MARK_LINE = re.compile(r"^[ \t]*Action\s*[:：]", re.MULTILINE)
-_MARK_ANY = re.compile(r"\bAction\s*[:：]")
 _ANY_CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\(")
 _VERB_CALL = re.compile(r"(?<![\w.])(" + "|".join(sorted(_SPEC, key=len, reverse=True)) + r")\(")
 
@@ -195,11 +195,10 @@ class UITarsDialect(LegacyDialect):
     # -- parse -------------------------------------------------------------------------------
     def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
-        marks = list(_MARK_LINE.finditer(text)) or list(_MARK_ANY.finditer(text))
-        before, section = (
-            (text[: marks[-1].start()], text[marks[-1].end() :]) if marks else ("", text)
-        )
-        m = (_ANY_CALL if marks else _VERB_CALL).search(section)
+        start, end = _last_mark(text)
+        marks = start >= 0
+        before, section = (text[:start], text[end:]) if marks else ("", text)
+        m = (_ANY_CALL if marks else _VERB_CALL).search(section, 0, CALL_CHARS)
         if m is None:
             point = _grounding(text) if not marks else None
             if point is not None:  # a grounding answer: "(235, 512)"
@@ -217,9 +216,7 @@ class UITarsDialect(LegacyDialect):
             )
         verb = m.group(1)
         if verb not in _SPEC:
-            raise ParseError(
-                f"unknown action {verb!r}; use one of: {', '.join(self.offered(ctx))}"
-            )
+            raise ParseError(f"unknown action {verb!r}; use one of: {', '.join(self.offered(ctx))}")
         args = self._args(scan_call(section, verb, m.end()))
         action = self._action(verb, args, _thought(before))
         return require(action, ctx, self.space, verb, self.offered(ctx))
@@ -406,7 +403,7 @@ def _box(value: str, verb: str, key: str) -> tuple[float, float]:
 
 def _grounding(text: str) -> list[float] | None:
     """The point of an answer that is nothing but a box or point, else None."""
-    if not _BOXISH.fullmatch(text):
+    if len(text) > 200 or not _BOXISH.fullmatch(text):
         return None
     try:
         return list(_box(text, "answer", "point"))
