@@ -116,14 +116,15 @@ class _Reader:
 
 def _string(text: str, pos: int) -> tuple[str, int]:
     quote = text[pos]
-    end = _BODY[quote].match(text, pos + 1).end()  # type: ignore[union-attr]
+    stop = min(len(text), pos + 2 + MAX_STRING)  # no need to scan past the longest string
+    end = _BODY[quote].match(text, pos + 1, stop).end()  # type: ignore[union-attr]
+    if end - pos - 1 > MAX_STRING:
+        raise LiteralError(f"a string longer than {MAX_STRING} characters", pos)
     if end >= len(text) or text[end] != quote:
         if end < len(text) and text[end] == "\n":
             raise LiteralError("a line break inside a quoted string (write \\n)", end)
         raise LiteralError(f"the string opened with {quote} is not closed", pos)
     body = text[pos + 1 : end]
-    if len(body) > MAX_STRING:
-        raise LiteralError(f"a string longer than {MAX_STRING} characters", pos)
     if "\\" in body:
         try:
             escaped = _ESCAPE.sub(r"\1\2\2", body).encode("latin-1", "backslashreplace")
