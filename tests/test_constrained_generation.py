@@ -38,6 +38,8 @@ QWEN_RUNS = 60
 THOUGHT = 24
 """Thought budget (tokens) of the engine's dialects here: random weights fill any budget, and
 500 generations of 512-token thoughts would take an hour; test_grammar walks the full one."""
+LEAST_FORCED = {"osatlas": 2}
+"""Tokens the grammar forces in every answer, where fewer than 3."""
 TASKS = ("Open the settings", "Type hello into the name field", "Scroll down", "Press submit")
 
 
@@ -91,7 +93,9 @@ def _sample(model: Any, name: str, runs: int, screens: dict[str, Image.Image]) -
     if isinstance(dialect, TableDialect):
         dialect.thought_tokens = THOUGHT  # random weights write thoughts to the budget's end
     for i in range(runs):
-        device = ("desktop", "mobile")[i % 2]
+        # the first half on the desktop, then the phone: consecutive prompts share their
+        # instructions, which the backend's prefix reuse does not compute again
+        device = ("desktop", "mobile")[2 * i >= runs]
         image = screens[device]
         ctx = _ctx(device, image, model)
         prompt = dialect.build_prompt(TASKS[i % len(TASKS)], [], image, ctx)
@@ -138,4 +142,8 @@ def test_sampled_generations_from_random_weights_always_parse_and_validate(
     print(name, "kinds:", dict(small["kinds"] + qwen["kinds"]))  # shown with -s
     assert len(seen) >= 6, seen
     # the grammar forces the dialect's markers (and JSON keys): no generation samples them
-    assert min(small["least_forced"], qwen["least_forced"]) >= 3, (small, qwen)
+    # (OS-Atlas's answer opens with a choice, "thoughts:" or "actions:": fewer forced tokens)
+    assert min(small["least_forced"], qwen["least_forced"]) >= LEAST_FORCED.get(name, 3), (
+        small,
+        qwen,
+    )

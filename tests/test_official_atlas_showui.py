@@ -345,3 +345,42 @@ def test_sampling_is_greedy(family: str) -> None:
     """Neither family's authors set sampling (generate(max_new_tokens=128) with the checkpoint's
     generation config, whose Qwen2-VL-Instruct parent decodes with top_k=1): greedy."""
     assert get_dialect(family).sampling.temperature == 0.0
+
+
+# -- the engine's conformance check, and history details ----------------------------------------
+@pytest.mark.parametrize("official", [False, True], ids=["additions", "official"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_check_dialect(family: str, official: bool, processor: Any) -> None:
+    from pixelpilot.agent.dialects import Fidelity, check_dialect
+
+    dialect = get_dialect(family, fidelity=Fidelity.official() if official else Fidelity())
+    corpus = [r for r in RECORDS if r["family"] == family]
+    report = check_dialect(
+        dialect, corpus, tokenizer=processor.tokenizer, vocab_size=QWEN_VOCAB_SIZE
+    )
+    assert report.corpus == len(corpus) and report.admitted == report.round_trips > 20
+
+
+def test_osatlas_history_shows_the_action_line_where_an_answer_had_no_thoughts() -> None:
+    turns = [
+        Turn("actions:\nCLICK <point>[[503,981]]</point>", Tap(point=N(503, 981))),
+        Turn("thoughts:\nfirst line\nsecond line\nactions:\nTYPE [hi]", TypeText(text="hi")),
+    ]
+    prompt = get_dialect("osatlas").build_prompt("t", turns, EARLIER, context("mobile", 100, 200))
+    assert prompt.messages[0].content[2]["text"] == (
+        "Task instruction: t\nHistory: \nStep 1: CLICK <point>[[503,981]]</point>\n"
+        "Step 2: first line second line\n\n"
+    )
+
+
+def test_showui_history_shows_the_executed_action_of_an_answer_with_several() -> None:
+    click = "{'action': 'CLICK', 'value': None, 'position': [0.49, 0.42]}"
+    enter = "{'action': 'ENTER', 'value': None, 'position': None}"
+    prompt = get_dialect("showui").build_prompt(
+        "t",
+        [Turn(f"{click},{enter}", Click(point=N(490, 420)))],
+        EARLIER,
+        context("desktop", 100, 100),
+    )
+    texts = [p["text"] for p in prompt.messages[0].content if p["type"] == "text"]
+    assert texts[-1] == click
