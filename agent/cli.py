@@ -132,6 +132,11 @@ def run(
     elif task is None:
         raise UserError("missing TASK: say what the agent should do (or --resume DIR)")
     the_device = open_device(device)  # a bad reference fails before a model loads
+    if secrets and the_device.kind == "mobile":
+        from pixelpilot.tools.android import AndroidDevice
+
+        if isinstance(the_device, AndroidDevice):  # a password field shows its last character
+            the_device.blur_passwords = True
     recorded = traj.meta.dialect if traj is not None else None
     the_dialect = get_dialect(dialect or recorded or default_dialect(model))
     if traj is not None:

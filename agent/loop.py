@@ -107,16 +107,17 @@ class Agent:
 
         traj = r.resumable(trajectory)
         r.check_fit(traj, self.dialect.name, self.device.kind)
+        meta = r.resume_meta(
+            traj, model=self.model.name, dialect=self.dialect.name, device=self.device.name
+        )
         saved = self.recorder
         if not self._records:
             self.recorder = self.secrets.recorder(DirectoryRecorder(traj.path))
         try:
-            self.recorder.resume(
-                traj,
-                r.resume_meta(
-                    traj, model=self.model.name, dialect=self.dialect.name, device=self.device.name
-                ),
-            )
+            self.recorder.resume(traj, meta)
+            ended = r.ended(traj)  # killed after the model's last word: only its result is due
+            if ended is not None:
+                return self.recorder.finish(ended)
             return self._run(traj.meta.task, list(traj.steps), r.history_of(traj))
         finally:
             self.recorder = saved

@@ -12,27 +12,57 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from PIL import Image
 
 from pixelpilot.agent.dialects.base import Turn
 from pixelpilot.agent.errors import ConfigError, UserError
 from pixelpilot.agent.evaluate import accepted_raw
-from pixelpilot.agent.trajectory import Resumed, RunMeta, Trajectory, load_trajectory
+from pixelpilot.agent.trajectory import (
+    Resumed,
+    RunMeta,
+    RunResult,
+    Trajectory,
+    load_trajectory,
+)
 
-__all__ = ["check_fit", "consumed_outputs", "history_of", "resumable", "resume_meta"]
+__all__ = [
+    "check_fit", "consumed_outputs", "ended", "finished", "history_of", "resumable", "resume_meta",
+]  # fmt: skip
 
 
 def resumable(trajectory: str | os.PathLike[str] | Trajectory) -> Trajectory:
     """The trajectory, loaded, when a run can continue from it; UserError saying why not."""
     traj = trajectory if isinstance(trajectory, Trajectory) else load_trajectory(trajectory)
-    last = traj.steps[-1] if traj.steps else None
-    if last is not None and last.action is not None and last.action.kind == "finish":
+    finish = finished(traj)
+    if finish is not None and traj.result is not None:
         raise UserError(
-            f"{traj.path}: the model already ended this run ({last.action.status}); "
+            f"{traj.path}: the model already ended this run ({finish.status}); "
             "there is nothing to resume"
         )
     return traj
+
+
+def ended(traj: Trajectory) -> RunResult | None:
+    """How the run ended when the model finished it at the last recorded step (the process was
+    killed before it wrote result.json), else None."""
+    finish = finished(traj)
+    if finish is None:
+        return None
+    reason = f"the model finished ({finish.status})"  # as the loop words it
+    return RunResult(
+        status=finish.status, answer=finish.answer, reason=reason, steps=list(traj.steps)
+    )
+
+
+def finished(traj: Trajectory) -> Any:
+    """The model's finish action when it ended the run at the last recorded step (a run killed
+    after that step: resuming it only writes its result), else None."""
+    last = traj.steps[-1] if traj.steps else None
+    if last is not None and last.action is not None and last.action.kind == "finish":
+        return last.action
+    return None
 
 
 def check_fit(traj: Trajectory, dialect: str, device_kind: str) -> None:

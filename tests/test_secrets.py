@@ -21,7 +21,7 @@ from pixelpilot.agent.errors import ActionRejected, ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, from_screen
 from pixelpilot.agent.loop import Agent
 from pixelpilot.agent.secrets import REDACTED, Secrets
-from pixelpilot.agent.trajectory import DirectoryRecorder, load_trajectory
+from pixelpilot.agent.trajectory import DirectoryRecorder
 from pixelpilot.scenarios.fixture import FixtureApp
 from pixelpilot.tools.base import Executed
 from pixelpilot.vlm.scripted import ScriptedModel
@@ -121,7 +121,9 @@ def test_fill_and_redact() -> None:
     assert s.fill(t).text == f"user\t{VALUE}\n" and s.fill(TypeText(text="plain")).text == "plain"
     with pytest.raises(ActionRejected, match="no secret named 'OTHER'; the secrets are: PW"):
         s.fill(TypeText(text="<secret>OTHER</secret>"))
-    done = Executed(action=s.fill(t), commands=[["am", "broadcast", base64.b64encode(b"x").decode()]])
+    done = Executed(
+        action=s.fill(t), commands=[["am", "broadcast", base64.b64encode(b"x").decode()]]
+    )
     assert s.redact({"a": [f"x{VALUE}y"], "k": 1}) == {"a": ["x<secret>PW</secret>y"], "k": 1}
     assert s.redact(done).action.text == "user\t<secret>PW</secret>\n"
     assert Secrets().fill(TypeText(text="<secret>PW</secret>")).text == "<secret>PW</secret>"
@@ -184,11 +186,18 @@ def test_no_byte_written_by_run_view_gif_export_eval_replay_holds_the_value(
         cli("eval", str(run), "--model", f"scripted:{script}", "--json", str(out / "eval.json"))
         cli("replay", str(run), "--device", "desktop", "--secret", "PW=env:PP_TEST_PW")
         # typed again where the replayed click put the caret
-        app.wait_for(lambda s: sorted(s["password"]) == sorted(VALUE * 2) and s["submit_count"] == 2)
+        app.wait_for(
+            lambda s: sorted(s["password"]) == sorted(VALUE * 2) and s["submit_count"] == 2
+        )
     assert "<secret>PW</secret>" in streams[0]  # the step line shows the placeholder
     scored = json.loads((out / "eval.json").read_text())["steps"]
     assert len(scored) == 4 and all(s["exact"] for s in scored)  # the typed step included
     assert (out / "sft" / "data.jsonl").stat().st_size > 0 and (out / "run.gif").exists()
-    files, size, found = leaks(tmp_path, {script, secrets_file}, streams)
-    print(f"secret-leak grep: {files} files, {size} bytes, {len(streams)} streams, {len(found)} hits")
+    control = inputs / "control.json"  # the grep finds the value where it is written
+    control.write_text(json.dumps({"pw": VALUE}), encoding="utf-8")
+    assert leaks(inputs, set(), [])[2] and leaks(out, set(), [json.dumps(VALUE)])[2]
+    files, size, found = leaks(tmp_path, {script, secrets_file, control}, streams)
+    print(
+        f"secret-leak grep: {files} files, {size} bytes, {len(streams)} streams, {len(found)} hits"
+    )
     assert found == [] and files >= 14

@@ -119,7 +119,9 @@ def test_a_cut_at_every_byte_keeps_the_whole_records(tmp_path):
         whole = sum(e <= cut for e in ends) + (cut + 1 in ends)  # complete but for its newline
         assert len(objs) == whole and truncated == (cut not in [0, *ends] and cut + 1 not in ends)
     shutil.copytree(V1, tmp_path / "run")
-    for cut in sorted({*multibyte, *[e + d for e in ends for d in (-2, -1, 1)], *range(0, len(data), 97)}):
+    for cut in sorted(
+        {*multibyte, *[e + d for e in ends for d in (-2, -1, 1)], *range(0, len(data), 97)}
+    ):
         (tmp_path / "run" / "steps.jsonl").write_bytes(data[:cut])
         traj = load_trajectory(tmp_path / "run")
         assert [s.index for s in traj.steps] == list(range(1, sum(e <= cut + 1 for e in ends) + 1))
@@ -166,7 +168,8 @@ def test_a_lone_surrogate_in_model_text_is_recorded_as_valid_utf8(fixture_app, d
         (tmp_path / "r" / name).read_bytes().decode("utf-8")  # strict: valid UTF-8
     traj = load_trajectory(tmp_path / "r")
     assert [a.raw for a in traj.steps[0].attempts][:2] == [
-        "bad \ufffd answer", finish.replace("x", "\ufffd")
+        "bad \ufffd answer",
+        finish.replace("x", "\ufffd"),
     ]
     assert traj.meta.task == "t\ufffd"
 
