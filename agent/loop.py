@@ -138,6 +138,7 @@ class Agent:
             budgets=asdict(self.budgets),
             versions=package_versions(),
             extra=self.meta_extra,
+            secrets=list(self.secrets.names),
         )
 
     def _run(self, task: str, steps: list[StepRecord], history: list[Turn]) -> RunResult:

@@ -28,7 +28,7 @@ from pixelpilot.agent.errors import ActionRejected, ConfigError, PixelPilotError
 from pixelpilot.agent.trajectory import Recorder, RunMeta, RunResult, StepRecord, Trajectory
 from pixelpilot.tools.base import Device, Executed
 
-__all__ = ["PLACEHOLDER", "Secrets", "placeholder"]
+__all__ = ["PLACEHOLDER", "Secrets", "placeholder", "task_for_model"]
 
 PLACEHOLDER = re.compile(r"<secret>([^<>]{0,64})</secret>")
 """What the model writes where a secret's value goes; group 1 is the name."""
@@ -37,6 +37,17 @@ MIN_LENGTH = 4
 """Shorter values cannot be told apart from other text in records (every 'ab' would go)."""
 REDACTED = "<redacted: typed a secret>"
 M = TypeVar("M", bound=BaseModel)
+
+
+def task_for_model(task: str, names: Sequence[str]) -> str:
+    """``task`` with a short note naming the secrets (a project addition), as the loop shows it
+    to the model; unchanged without secrets. Export and evaluation rebuild it from run.json."""
+    if not names:
+        return task
+    return (
+        f"{task}\n\nTo type a secret, write <secret>NAME</secret> in the text; its value is "
+        f"typed for you and never shown. Secrets: {', '.join(names)}."
+    )
 
 
 def placeholder(name: str) -> str:
@@ -102,7 +113,9 @@ class Secrets:
                 f"secret {name}: the value must be text of at least {MIN_LENGTH} characters "
                 "(a shorter one could not be told apart from other text when it is redacted)"
             )
-        ours = [placeholder(n) for n in (*self._values, name)] + [REDACTED, *_record_words()]
+        names = [*self._values, name]
+        ours = [placeholder(n) for n in names] + [REDACTED, task_for_model("", names)]
+        ours += _record_words()
         if any(value in word for word in ours):
             raise ConfigError(
                 f"secret {name}: the value is part of a word pixelpilot's records use (an "
@@ -123,16 +136,9 @@ class Secrets:
 
     __str__ = __repr__
 
-    def task_text(self, task: str, names: Iterable[str] | None = None) -> str:
-        """``task`` with a short note naming the secrets (a project addition); unchanged
-        without secrets."""
-        names = list(self._values if names is None else names)
-        if not names:
-            return task
-        return (
-            f"{task}\n\nTo type a secret, write <secret>NAME</secret> in the text; its value is "
-            f"typed for you and never shown. Secrets: {', '.join(names)}."
-        )
+    def task_text(self, task: str) -> str:
+        """``task`` as the model reads it: with a note naming the secrets."""
+        return task_for_model(task, self.names)
 
     # -- the device side ----------------------------------------------------------------------
     def fill(self, action: Action) -> Action:

@@ -133,6 +133,8 @@ class RunMeta(BaseModel):
     started_at: float = Field(default_factory=time.time)
     versions: dict[str, str] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)
+    """NAMES of the secrets the model could write as ``<secret>NAME</secret>`` (never values)."""
     resumes: list[Resumed] = Field(default_factory=list)
     """Each time the run was continued after it ended or was killed, in order."""
 

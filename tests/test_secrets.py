@@ -192,7 +192,9 @@ def test_no_byte_written_by_run_view_gif_export_eval_replay_holds_the_value(
     assert "<secret>PW</secret>" in streams[0]  # the step line shows the placeholder
     scored = json.loads((out / "eval.json").read_text())["steps"]
     assert len(scored) == 4 and all(s["exact"] for s in scored)  # the typed step included
-    assert (out / "sft" / "data.jsonl").stat().st_size > 0 and (out / "run.gif").exists()
+    sft = (out / "sft" / "data.jsonl").read_text(encoding="utf-8")
+    assert "Secrets: OTHER, PW." in sft and "<secret>PW</secret>" in sft  # as the model saw it
+    assert (out / "run.gif").exists()
     control = inputs / "control.json"  # the grep finds the value where it is written
     control.write_text(json.dumps({"pw": VALUE}), encoding="utf-8")
     assert leaks(inputs, set(), [])[2] and leaks(out, set(), [json.dumps(VALUE)])[2]
