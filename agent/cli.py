@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from pixelpilot.agent.actions import points
 from pixelpilot.agent.cli_model import model_app
+from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt, describe_step
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
 from pixelpilot.agent.geometry import PixelBudget
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenario files.")
 app.add_typer(scenario_app, name="scenario")
-register_trajectory_commands(app)  # view, eval, export
+register_trajectory_commands(app)  # view, eval, export, replay
 app.add_typer(model_app, name="model")
 out = Console(highlight=False, soft_wrap=True)
 DEFAULT_RUNS = Path("runs")
@@ -50,24 +50,11 @@ def _progress(step: Any) -> None:
         last = step.attempts[-1].error if step.attempts else ""
         what = f"[red]no valid action[/] ({escape(last or '')})"
     else:
-        what = _describe(step)
+        what = describe_step(step)
     stages = " ".join(
         f"{k} {t.get(k, 0) * 1000:.0f}ms" for k in ("capture", "generate", "parse", "execute")
     )
     out.print(f"step {step.index:>2}  {what}{retry}  [dim]{stages}[/]")
-
-
-def _describe(step: Any) -> str:
-    a, d = step.action, step.device_action
-    where = " ".join(f"({p.x:g},{p.y:g})px" for p in points(d))
-    extra = ""
-    if a.kind == "type":
-        extra = f" {a.text!r}"
-    elif a.kind == "hotkey":
-        extra = " " + "+".join(a.keys)
-    elif a.kind == "finish":
-        extra = f" {a.status} {a.answer!r}" if a.answer else f" {a.status}"
-    return f"[bold]{a.kind}[/]{escape(extra)} {where}".rstrip()
 
 
 def _display(width: int, height: int):
@@ -78,7 +65,9 @@ def _display(width: int, height: int):
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    task: Annotated[
+        str | None, typer.Argument(help="What the agent should do (not with --resume).")
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -114,15 +103,44 @@ def run(
             "graphs). The first step compiles (~30 s); later steps decode faster.",
         ),
     ] = False,
+    secret: SecretOpt = None,
+    secrets_file: SecretsFileOpt = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue this killed or budget-ended run (its task and history) with the "
+            "model, dialect and device given here, appending to it; budgets count this part.",
+        ),
+    ] = None,
 ) -> None:
     """Run TASK with a model on a device and record the trajectory."""
+    from pixelpilot.agent import resume as r
     from pixelpilot.agent.dialects import get_dialect
     from pixelpilot.agent.loop import Budgets
+    from pixelpilot.agent.secrets import Secrets
     from pixelpilot.scenarios.targets import open_device
     from pixelpilot.vlm.registry import default_dialect, load_model
+    from pixelpilot.vlm.scripted import ScriptedModel
 
+    secrets = Secrets.from_cli(secret or [], secrets_file or [])
+    traj = None
+    if resume is not None:
+        if task is not None:
+            raise UserError("give TASK or --resume DIR, not both: a resumed run keeps its task")
+        traj = r.resumable(resume)
+        task = traj.meta.task
+    elif task is None:
+        raise UserError("missing TASK: say what the agent should do (or --resume DIR)")
     the_device = open_device(device)  # a bad reference fails before a model loads
-    the_dialect = get_dialect(dialect or default_dialect(model))
+    if secrets and the_device.kind == "mobile":
+        from pixelpilot.tools.android import AndroidDevice
+
+        if isinstance(the_device, AndroidDevice):  # a password field shows its last character
+            the_device.blur_passwords = True
+    recorded = traj.meta.dialect if traj is not None else None
+    the_dialect = get_dialect(dialect or recorded or default_dialect(model))
+    if traj is not None:
+        r.check_fit(traj, the_dialect.name, the_device.kind)
     options: dict[str, Any] = {}
     if max_pixels is not None:
         if max_pixels < min_pixels:
@@ -131,9 +149,23 @@ def run(
     if compile_steps:
         options["compile"] = True
     the_model = load_model(model, **options)
+    if traj is not None:
+        _resuming(traj, the_model.name)
+        if isinstance(the_model, ScriptedModel):  # its script holds the whole run's answers
+            the_model.skip(r.consumed_outputs(traj))
     budgets = Budgets(max_steps, max_seconds, max_retries)
-    result = _record_run(task, the_model, the_device, the_dialect, budgets, out_dir, "run")
+    result = _record_run(
+        task, the_model, the_device, the_dialect, budgets, out_dir, "run",
+        secrets=secrets, resume=traj,
+    )  # fmt: skip
     raise typer.Exit(0 if result.status == "success" else 1)
+
+
+def _resuming(traj: Any, model: str) -> None:
+    last = traj.steps[-1].index if traj.steps else 0
+    out.print(f"resuming {escape(traj.path)} after step {last} ({escape(traj.status)})")
+    if model != traj.meta.model:
+        out.print(f"[yellow]note:[/] recorded with {escape(traj.meta.model)}; going on with {escape(model)}")
 
 
 def _record_run(
@@ -144,20 +176,25 @@ def _record_run(
     budgets: Any,
     out_dir: Path,
     label: str,
+    *,
+    secrets: Any = None,
+    resume: Any = None,
 ) -> Any:
     """Run ``task`` on ``device`` (opened here) with a line per step, record it under
-    ``out_dir``, close the model, print the outcome; the RunResult."""
+    ``out_dir`` (or go on with the ``resume`` trajectory in its own directory), close the
+    model, print the outcome; the RunResult."""
     from pixelpilot.agent.loop import Agent
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
-    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
+    where = Path(resume.path) if resume is not None else None
+    rec = DirectoryRecorder(where or out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
     try:
         with device as dev:
             agent = Agent(
                 model=model, device=dev, dialect=dialect, budgets=budgets, recorder=rec,
-                on_step=_progress,
+                on_step=_progress, secrets=secrets,
             )  # fmt: skip
-            result = agent.run(task)
+            result = agent.resume(resume) if resume is not None else agent.run(task)
     finally:
         model.close()
     _summary(result.status, result.reason, result.answer, result.trajectory)
@@ -294,54 +331,6 @@ def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: b
                 failed += not o.passed
     out.print(f"{'[red]' if failed else '[green]'}{failed} failed[/] of {len(scenarios)} scenarios")
     raise typer.Exit(1 if failed else 0)
-
-
-@app.command("replay")
-def replay_cmd(
-    trajectory: Annotated[Path, typer.Argument(help="A run directory.")],
-    target: Annotated[
-        bool,
-        typer.Option(help="Start the recorded scenario target first (fixture app, phone, scene)."),
-    ] = True,
-) -> None:
-    """Re-execute a trajectory's executed actions: on the recorded scenario target, or on the
-    desktop."""
-    from pixelpilot.agent.replay import replay
-    from pixelpilot.agent.trajectory import load_trajectory
-    from pixelpilot.scenarios.fixture import FixtureApp
-    from pixelpilot.scenarios.targets import open_target
-    from pixelpilot.tools.desktop import DesktopDevice
-
-    traj = load_trajectory(trajectory)
-    dev_meta = traj.meta.device
-    recorded_target = traj.meta.extra.get("target")
-    with contextlib.ExitStack() as stack:
-        spec = _recorded_target(trajectory, recorded_target) if target and recorded_target else None
-        if spec is not None and spec.kind != "desktop":
-            dev = stack.enter_context(open_target(spec)).device  # a fresh phone or scene
-        else:  # the desktop, at whatever size it is: points are mapped if it differs
-            size = (dev_meta.get("width", 1280), dev_meta.get("height", 800))
-            stack.enter_context(_display(*size))
-            if spec is not None:
-                stack.enter_context(FixtureApp(command=recorded_target.get("command")))
-            dev = stack.enter_context(DesktopDevice())
-        done = replay(
-            traj, dev, on_step=lambda s, e: out.print(f"step {s.index:>2}  {_describe(s)}")
-        )
-    out.print(f"replayed {len(done)} actions from {escape(str(trajectory))}")
-
-
-def _recorded_target(trajectory: Path, recorded: dict[str, Any]) -> Any:
-    from pydantic import TypeAdapter, ValidationError
-
-    from pixelpilot.scenarios.spec import Target
-
-    try:
-        return TypeAdapter(Target).validate_python(recorded)
-    except ValidationError as exc:
-        raise UserError(
-            f"{trajectory}: the recorded target is not readable ({exc.errors()[0]['msg']})"
-        ) from None
 
 
 EXIT_CODES: tuple[tuple[type[PixelPilotError], str, int], ...] = (

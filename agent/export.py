@@ -45,6 +45,7 @@ from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
 from pixelpilot.agent.errors import ConfigError, ModelRetry, UserError
 from pixelpilot.agent.evaluate import geometry_of, history_turn, step_context, to_space
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
+from pixelpilot.agent.secrets import task_for_model
 from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
 from pixelpilot.vlm.base import Prompt
 
@@ -161,7 +162,8 @@ def _examples(
         name = f"images/{stem}-{step.index:04d}.png"
         _place(shot, out / name, images)
         with Image.open(shot) as im:  # build_prompt wants an image; only its place matters here
-            prompt = dialect.build_prompt(traj.meta.task, history, im, ctx)
+            task = task_for_model(traj.meta.task, ctx.secrets)  # as the model read it
+            prompt = dialect.build_prompt(task, history, im, ctx)
         messages = chat_messages(prompt)
         messages.append({"role": "assistant", "content": target})
         yield {

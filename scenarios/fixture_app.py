@@ -9,7 +9,8 @@ points) empty.
 The app is its own oracle: it writes its whole state as JSON to PATH (atomically: temp file +
 ``os.replace``) on start and after every change, with ``"ready": true`` once the window is
 mapped and laid out. Keys: ready, seq, pid, width, height, boxes {name: [x, y, w, h] in screen
-px}, focus, name, email, subscribe, submit_count, submitted, reset_count, enter_count, selected, opened,
+px}, focus, name, email, password (a field that shows dots), subscribe, submit_count, submitted,
+reset_count, enter_count, selected, opened,
 items_first, item_boxes, block (centre [x, y]), block_in_target, menu_posted, menu_entries
 {label: [x, y, w, h]}, menu_choice, double_clicks, saved_count, escaped, status, events.
 """
@@ -41,6 +42,8 @@ LAYOUT: dict[str, tuple[int, int, int, int]] = {
     "submit": (450, 260, 120, 40),
     "reset": (590, 260, 120, 40),
     "items": (800, 110, 140, 190),
+    "password_label": (960, 110, 240, 30),
+    "password": (960, 145, 240, 30),
     "canvas": (340, 330, 600, 260),
     "menu_target": (340, 610, 200, 50),
     "double_target": (560, 610, 200, 50),
@@ -100,6 +103,12 @@ class FixtureWindow:
         # insertofftime=0: a steady caret, so screenshots of a still app are identical
         add("name", tk.Entry(r, name="name", textvariable=self.name_var, insertofftime=0))
         add("email", tk.Entry(r, name="email", textvariable=self.email_var, insertofftime=0))
+        add("password_label", tk.Label(r, name="password_label", text="Password", bg=BG,
+                                       anchor="w"))  # fmt: skip
+        self.password_var = tk.StringVar(r)
+        add("password", tk.Entry(r, name="password", textvariable=self.password_var, show="•",
+                                 insertofftime=0))  # fmt: skip
+        self.password_var.trace_add("write", lambda *_: self.changed("edit:password"))
         self.name_var.trace_add("write", lambda *_: self.changed("edit:name"))
         self.email_var.trace_add("write", lambda *_: self.changed("edit:email"))
         self.subscribe_var = tk.BooleanVar(r, value=False)
@@ -293,6 +302,7 @@ class FixtureWindow:
             "focus": self._focus(),
             "name": self.name_var.get(),
             "email": self.email_var.get(),
+            "password": self.password_var.get(),
             "subscribe": self.subscribe_var.get(),
             **self.counters,
             "submitted": self.submitted,

@@ -134,7 +134,7 @@ def test_run_task_and_replay(display, tmp_path):
         assert "step  1  click (510,280)px" in r.stdout and "answer: 'clicked'" in r.stdout
         app.wait_for(lambda s: s["submit_count"] == 1)
         run_dir = next(p for p in tmp_path.iterdir() if p.name.endswith("-run"))
-        r = cli("replay", str(run_dir))
+        r = cli("replay", str(run_dir), "--device", "desktop")
         assert r.returncode == 0 and "replayed 1 actions" in r.stdout, r.stdout + r.stderr
         app.wait_for(lambda s: s["submit_count"] == 2)
 
@@ -259,6 +259,6 @@ def test_replay_a_robot_scenario_run_on_a_fresh_scene(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     (run,) = (tmp_path / "runs").iterdir()
     executed = [s for s in load_trajectory(run).steps if s.executed is not None]
-    r = cli("replay", str(run), timeout=120)
+    r = cli("replay", str(run), "--target", "scene:tray", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"replayed {len(executed)} actions" in r.stdout and "pick" in r.stdout

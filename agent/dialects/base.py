@@ -28,14 +28,16 @@ HISTORY_TURNS = 5
 class StepContext:
     """What a dialect needs to know about the step beyond the text.
 
-    ``kinds``: action kinds the device supports (the tools offered). ``resized``: (w, h) of the
-    image the model sees. ``device_kind``: 'desktop' | 'mobile' | 'robot'.
+    ``kinds``: action kinds the device supports. ``resized``: (w, h) of the image the model
+    sees. ``device_kind``: 'desktop' | 'mobile' | 'robot'. ``secrets``: NAMES of the secrets
+    the model may write as ``<secret>NAME</secret>`` in typed text (never their values).
     """
 
     device_kind: str
     kinds: frozenset[str]
     geometry: ScreenGeometry
     resized: tuple[int, int]
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
