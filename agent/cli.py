@@ -71,9 +71,9 @@ def _describe(step: Any) -> str:
 
 
 def _display(width: int, height: int):
-    from pixelpilot.tools.xvfb import ensure_display
+    from pixelpilot.tools.xvfb import default_wm, ensure_display
 
-    return ensure_display(width, height)
+    return ensure_display(width, height, wm=default_wm())
 
 
 @app.command()
@@ -305,12 +305,12 @@ def replay_cmd(
     ] = True,
 ) -> None:
     """Re-execute a trajectory's executed actions: on the recorded scenario target, or on the
-    desktop."""
+    desktop (in the recorded window or region, found again by its spec)."""
     from pixelpilot.agent.replay import replay
     from pixelpilot.agent.trajectory import load_trajectory
     from pixelpilot.scenarios.fixture import FixtureApp
     from pixelpilot.scenarios.targets import open_target
-    from pixelpilot.tools.desktop import DesktopDevice
+    from pixelpilot.tools.desktop import DesktopDevice, view_options
 
     traj = load_trajectory(trajectory)
     dev_meta = traj.meta.device
@@ -324,7 +324,7 @@ def replay_cmd(
             stack.enter_context(_display(*size))
             if spec is not None:
                 stack.enter_context(FixtureApp(command=recorded_target.get("command")))
-            dev = stack.enter_context(DesktopDevice())
+            dev = stack.enter_context(DesktopDevice(**view_options(dev_meta.get("view"))))
         done = replay(
             traj, dev, on_step=lambda s, e: out.print(f"step {s.index:>2}  {_describe(s)}")
         )

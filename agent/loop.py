@@ -85,11 +85,7 @@ class Agent:
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
         t_start = time.monotonic()
-        device_meta: dict[str, object] = {
-            "name": self.device.name,
-            "kind": self.device.kind,
-            "supported": sorted(self.device.supported),
-        }
+        device_meta: dict[str, object] = self.device.describe()
         with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
             device_meta.update(asdict(self.device.geometry))
         self.recorder.start(

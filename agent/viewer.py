@@ -144,6 +144,7 @@ def _summary(traj: Trajectory) -> str:
         ("device", escape(f"{dev.get('name', '?')} ({dev.get('kind', '?')}) "
                           f"{dev.get('width', '?')}x{dev.get('height', '?')} "
                           f"scale {dev.get('scale', 1)}")),
+        ("view", escape(view_text(dev.get("view")))),
         ("started", escape(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.started_at)))),
         ("format", str(meta.format_version)),
     ]  # fmt: skip
@@ -151,6 +152,19 @@ def _summary(traj: Trajectory) -> str:
         rows.append(("scenario", escape(str(meta.extra["scenario"]))))
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows if v)
     return f'<header><h1>{escape(Path(traj.path).name)}</h1><table class="summary">{body}</table></header>'
+
+
+def view_text(view: Any) -> str:
+    """What a desktop run observed (run.json ``device.view``): "" for the whole screen."""
+    if not isinstance(view, dict):
+        return ""
+    if "region" in view:
+        x, y, w, h = view["region"]
+        return f"region {w}x{h} at ({x}, {y}) of the screen"
+    if "window" in view:
+        found = f" — {view['title']!r}, {view['id']}" if view.get("id") else ""
+        return f"window {view['window']!r}{found} (its client area)"
+    return ""
 
 
 def _timeline(steps: list[StepRecord]) -> str:
@@ -191,6 +205,9 @@ def _step(traj: Trajectory, step: StepRecord, pointer: Any, images: str, base: P
         if not all(size):
             size = img_size
     head = f"Step {step.index}: {describe(action)}"
+    origin = step.geometry.get("origin") if step.geometry else None
+    if origin and view_text(traj.meta.device.get("view")):  # where the window or region was
+        head += f" (view at {origin[0]:g}, {origin[1]:g})"
     if step.retries:
         head += f" — {step.retries} rejected"
     w, h = size if all(size) else (16, 10)

@@ -4,7 +4,7 @@ device backend to what it runs against.
 ``open_target`` starts what a scenario names (the Tk fixture app on the current display, the
 phone fixture behind the real adb, a pybullet scene) and yields the open device together with a
 function that reads the target's real state for checks. ``open_device`` resolves the CLI's
-``desktop[:N]``, ``android[:SERIAL]`` and ``robot[:SCENE]``.
+``desktop[:N][:window=SPEC|:region=X,Y,W,H]``, ``android[:SERIAL]`` and ``robot[:SCENE]``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from pixelpilot.agent.errors import ConfigError, ScenarioError
 from pixelpilot.scenarios.spec import AndroidTarget, DesktopTarget, RobotTarget, Target
 from pixelpilot.tools.base import Device
 
-DEVICE_HELP = "desktop, desktop:N (X display :N), android, android:SERIAL, robot, robot:SCENE"
+DEVICE_HELP = (
+    "desktop, desktop:N (X display :N), desktop[:N]:window=TITLE|class=WM_CLASS|id=0xID, "
+    "desktop[:N]:region=X,Y,W,H, android, android:SERIAL, robot, robot:SCENE"
+)
 
 
 @dataclass
@@ -84,9 +87,7 @@ def open_device(ref: str) -> Device:
     if kind == "desktop":
         from pixelpilot.tools.desktop import DesktopDevice
 
-        if arg and not arg.startswith(":"):
-            arg = f":{arg}"  # desktop:1 means X display :1
-        return DesktopDevice(display=arg or None)
+        return DesktopDevice(**desktop_options(arg))
     if kind == "android":
         from pixelpilot.tools.android import AndroidDevice
 
@@ -96,3 +97,33 @@ def open_device(ref: str) -> Device:
 
         return RobotDevice(arg or "tray")
     raise ConfigError(f"unknown device {ref!r}; available: {DEVICE_HELP}")
+
+
+def desktop_options(arg: str) -> dict[str, Any]:
+    """DesktopDevice options for what follows ``desktop:``: ``N`` (X display :N), then
+    ``window=SPEC`` (the rest verbatim, so a title may hold ':' and ',') or ``region=X,Y,W,H``.
+
+    >>> desktop_options("1:region=0,0,800,600")
+    {'display': ':1', 'region': (0, 0, 800, 600)}
+    """
+    options: dict[str, Any] = {}
+    display, sep, rest = arg.partition(":")
+    if display.isdigit():
+        options["display"] = f":{display}"  # desktop:1 means X display :1
+        arg = rest
+    elif arg.startswith(":") and arg[1:].partition(":")[0].isdigit():  # desktop::1
+        display, _, arg = arg[1:].partition(":")
+        options["display"] = f":{display}"
+    key, sep, value = arg.partition("=")
+    if not arg:
+        return options
+    if key == "window" and sep:
+        options["window"] = value
+    elif key == "region" and sep:
+        parts = value.split(",")
+        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(f"bad region {value!r}; write desktop:region=X,Y,W,H in pixels")
+        options["region"] = tuple(int(p) for p in parts)
+    else:
+        raise ConfigError(f"unknown desktop option {arg!r}; available: {DEVICE_HELP}")
+    return options

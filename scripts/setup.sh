@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pixelpilot needs on a fresh Debian/Ubuntu machine: the X tools its desktop
-# device drives (Xvfb, xdotool, ...), the adb client its Android device talks through, Chromium
+# device drives (Xvfb, xdotool, ...), the openbox window manager its virtual displays run, a CJK
+# font (so screenshots show 東京), the adb client its Android device talks through, Chromium
 # for the viewer's tests (--test only), and the package itself (editable).
 #   bash scripts/setup.sh          # runtime
 #   bash scripts/setup.sh --test   # runtime + test dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(xvfb xauth xdotool xclip x11-utils python3-tk adb)
+PKGS=(xvfb xauth xdotool xclip x11-utils python3-tk openbox fonts-wqy-microhei adb)
 [ "${1:-}" = "--test" ] && PKGS+=(chromium)
 missing=()
 for p in "${PKGS[@]}"; do
