@@ -135,6 +135,7 @@ def _summary(traj: Trajectory) -> str:
         ("task", escape(meta.task)),
         ("status", status_html),
         ("reason", escape(str(res.get("reason", "")))),
+        ("achieved", _achieved(res)),
         ("answer", escape(str(res.get("answer", "")))),
         ("steps", f"{len(traj.steps)} ({retries} rejected answers)"),
         ("total time", f"{total_s:.2f} s"),
@@ -152,6 +153,25 @@ def _summary(traj: Trajectory) -> str:
         rows.append(("scenario", escape(str(meta.extra["scenario"]))))
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows if v)
     return f'<header><h1>{escape(Path(traj.path).name)}</h1><table class="summary">{body}</table></header>'
+
+
+def _achieved(res: dict[str, Any]) -> str:
+    """Whether the task was achieved by the target's real state (its checks), apart from the
+    model's claim; "" when nothing judged it."""
+    checks = res.get("checks") or []
+    if not checks:
+        return ""
+    held = sum(bool(c.get("passed")) for c in checks)
+    if res.get("achieved") is True:
+        head = f'<span class="ok">yes</span> ({held} of {len(checks)} checks hold)'
+    elif res.get("achieved") is False:
+        head = f'<span class="bad">no</span> ({held} of {len(checks)} checks hold)'
+    else:
+        head = '<span class="warn">not judged</span>'
+    failed = "".join(
+        f"<br>✗ {escape(str(c.get('line', '')))}" for c in checks if not c.get("passed")
+    )
+    return head + failed
 
 
 def view_text(view: Any) -> str:

@@ -1,21 +1,32 @@
 """Scenario targets and ``--device`` references -> open devices: the one place that wires a
 device backend to what it runs against.
 
-``open_target`` starts what a scenario names (the Tk fixture app on the current display, the
-phone fixture behind the real adb, a pybullet scene) and yields the open device together with a
-function that reads the target's real state for checks. ``open_device`` resolves the CLI's
+``open_target`` starts what a scenario names (the Tk fixture app, Chromium on a local page or a
+launched program on the current display, the phone fixture behind the real adb, a pybullet
+scene) and yields the open device together with what reads the target's real state for checks
+(its JSON state, its work directory's files, its page's DOM). ``open_device`` resolves the CLI's
 ``desktop[:N][:window=SPEC|:region=X,Y,W,H]``, ``android[:SERIAL]`` and ``robot[:SCENE]``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pixelpilot.agent.errors import ConfigError, ScenarioError
-from pixelpilot.scenarios.spec import AndroidTarget, DesktopTarget, RobotTarget, Target
+from pixelpilot.scenarios.spec import (
+    MISSING,
+    AndroidTarget,
+    Check,
+    DesktopTarget,
+    RobotTarget,
+    Target,
+    Unreadable,
+    lookup,
+)
 from pixelpilot.tools.base import Device
 
 DEVICE_HELP = (
@@ -26,20 +37,60 @@ DEVICE_HELP = (
 
 @dataclass
 class OpenTarget:
-    """An open device on a started target; ``state`` reads the target's real state (or None)."""
+    """An open device on a started target; ``state`` reads the target's JSON state (or None),
+    ``workdir`` is where its files are (launched programs), ``page`` its browser (Chromium)."""
 
     device: Device
     state: Callable[[], dict[str, Any]] | None
+    workdir: Path | None = None
+    page: Any = None
+    """A ``chromium.ChromiumApp``: ``dom(selector, prop)`` reads the live page."""
+
+    def read(self, checks: Sequence[Check]) -> list[Any]:
+        """The value each check reads (MISSING when absent, Unreadable when unreadable)."""
+        state = self.state() if self.state is not None and any(
+            c.source == "path" for c in checks
+        ) else {}  # fmt: skip
+        values = []
+        for check in checks:
+            if check.path is not None:
+                values.append(lookup(state, check.path))
+            elif check.file is not None:
+                values.append(_read_text(self.workdir, check.file))
+            else:
+                if self.page is None:
+                    raise ScenarioError("'dom' checks need a page (app: chromium)")
+                values.append(self.page.dom(check.dom, check.prop))
+        return values
+
+
+def _read_text(workdir: Path | None, name: str) -> Any:
+    if workdir is None:
+        raise ScenarioError("'file' checks need a launched program (launch:) or app: chromium")
+    try:
+        data = (workdir / name).read_bytes()
+    except FileNotFoundError:
+        return MISSING
+    except OSError as exc:
+        return Unreadable(f"cannot read it ({exc.strerror})")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Unreadable(f"not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})")
 
 
 @contextlib.contextmanager
-def open_target(target: Target, *, name: str = "scenario") -> Iterator[OpenTarget]:
-    """Start ``target``, open a device on it, check the screen size the scenario assumes."""
+def open_target(
+    target: Target, *, name: str = "scenario", check_screen: bool = True
+) -> Iterator[OpenTarget]:
+    """Start ``target``, open a device on it, check the screen size the scenario assumes
+    (replay turns that off: it maps points onto a screen of another size)."""
     with contextlib.ExitStack() as stack:
         opened = _start(target, stack)
         geom = opened.device.geometry
         width, height = target.screen
-        if (geom.width, geom.height) != (width, height):
+        full_screen = getattr(target, "view", None) is None
+        if check_screen and full_screen and (geom.width, geom.height) != (width, height):
             raise ScenarioError(
                 f"{name}: written for a {width}x{height} screen but the {target.kind} target "
                 f"is {geom.width}x{geom.height}; run it on a screen of that size"
@@ -49,16 +100,7 @@ def open_target(target: Target, *, name: str = "scenario") -> Iterator[OpenTarge
 
 def _start(target: Target, stack: contextlib.ExitStack) -> OpenTarget:
     if isinstance(target, DesktopTarget):
-        from pixelpilot.scenarios.fixture import FixtureApp
-        from pixelpilot.tools.desktop import DesktopDevice
-
-        width, height = target.screen
-        app = stack.enter_context(FixtureApp(width=width, height=height, command=target.command))
-        device: Device = stack.enter_context(DesktopDevice())
-        if target.app is None:
-            return OpenTarget(device, None)
-        device.boxes = app.element_boxes
-        return OpenTarget(device, app.state)
+        return _start_desktop(target, stack)
     if isinstance(target, AndroidTarget):
         from pixelpilot.scenarios.phone import PhoneFixture
         from pixelpilot.tools.android import AndroidDevice
@@ -79,6 +121,38 @@ def _start(target: Target, stack: contextlib.ExitStack) -> OpenTarget:
         )
         return OpenTarget(robot, robot.state)
     raise ScenarioError(f"unknown target kind {target.kind!r}")  # pragma: no cover - validated
+
+
+def _start_desktop(target: DesktopTarget, stack: contextlib.ExitStack) -> OpenTarget:
+    from pixelpilot.tools.desktop import DesktopDevice
+
+    view: dict[str, Any] = {}
+    if target.view is not None:
+        view = target.view.model_dump(exclude_none=True)
+    if target.app == "chromium":
+        from pixelpilot.scenarios.chromium import ChromiumApp, PageServer
+
+        page = Path(target.page or "")
+        server = stack.enter_context(PageServer(page.parent))
+        browser = stack.enter_context(ChromiumApp(server.url(page.name)))
+        device = stack.enter_context(DesktopDevice(**view))
+        return OpenTarget(device, None, workdir=browser.workdir, page=browser)
+    if target.launch is not None:
+        from pixelpilot.scenarios.launch import LaunchedApp
+
+        app = stack.enter_context(LaunchedApp(target.launch, target.ready_window or ""))
+        device = stack.enter_context(DesktopDevice(**view))
+        return OpenTarget(device, None, workdir=app.workdir)
+    from pixelpilot.scenarios.fixture import FixtureApp
+
+    width, height = target.screen
+    fixture = stack.enter_context(FixtureApp(width=width, height=height, command=target.command))
+    device = stack.enter_context(DesktopDevice(**view))
+    if target.app is None:
+        return OpenTarget(device, None)
+    if target.view is None:  # its boxes are in screen pixels: only for a full-screen view
+        device.boxes = fixture.element_boxes
+    return OpenTarget(device, fixture.state)
 
 
 def open_device(ref: str) -> Device:

@@ -21,7 +21,7 @@ from pixelpilot.agent.viewer import write_report
 from pixelpilot.scenarios.fixture import FixtureApp
 from pixelpilot.scenarios.targets import desktop_options, open_device
 from pixelpilot.tools.desktop import DesktopDevice, load_pyautogui, view_options
-from pixelpilot.tools.x11_windows import WindowSpec
+from pixelpilot.tools.x11_windows import WindowSpec, X11Windows
 from pixelpilot.vlm.scripted import ScriptedModel
 
 CLI = [sys.executable, "-m", "pixelpilot.agent.cli"]
@@ -143,6 +143,18 @@ def test_pointer_actions_without_a_point_need_the_pointer_in_the_view(window: Fi
         pag.moveTo(geom.origin[0] + 10, geom.origin[1] + 10)
         done = dev.execute(Drag(end=px(60, 60)))
         assert done.action.start == px(10, 10)
+
+
+def test_window_manager_barrier(display: str) -> None:
+    """wm_sync returns once openbox has handled everything sent before it (the device calls it
+    after typing that remapped keycodes: a click right after was otherwise lost)."""
+    windows = X11Windows(display)
+    try:
+        assert windows.wm_running() is True  # the session display runs openbox
+        assert windows.wm_sync(timeout=2.0) is True
+        assert windows.screen_size() == (1280, 800)
+    finally:
+        windows.close()
 
 
 def test_window_by_class_ambiguity_and_absence(window: FixtureApp) -> None:

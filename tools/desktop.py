@@ -273,14 +273,14 @@ class DesktopDevice(Device):
                     f"({mon['width']}x{mon['height']})"
                 )
         if self.window is not None:
-            self._windows = X11Windows(self._display or "")
-            info = self._windows.find(self.window, timeout=self.window_timeout)
+            info = self._x11().find(self.window, timeout=self.window_timeout)
             self._window_id, self._window_title = info.id, info.title
-            self._windows.activate(info.id)
+            self._x11().activate(info.id)
 
     def describe(self) -> dict[str, Any]:
         """Adds what is observed: ``view`` {"screen": monitor}, {"region": [x, y, w, h]} or
-        {"window": spec, "id": "0x..", "title": title when found}."""
+        {"window": spec, "id": "0x..", "title": title when found}; and ``screen``, the
+        monitor's [width, height] (the view's geometry is the view's own size)."""
         view: dict[str, Any] = {"screen": self.monitor}
         if self.region is not None:
             view = {"region": list(self.region)}
@@ -288,7 +288,9 @@ class DesktopDevice(Device):
             view = {"window": str(self.window)}
             if self._window_id is not None:
                 view.update(id=hex(self._window_id), title=self._window_title)
-        return {**super().describe(), "view": view}
+        mon = self._sct.monitors[self.monitor] if self._sct is not None else None
+        screen = {"screen": [mon["width"], mon["height"]]} if mon else {}
+        return {**super().describe(), "view": view, **screen}
 
     def _close(self) -> None:
         typer, self._typer = self._typer, None
@@ -357,7 +359,7 @@ class DesktopDevice(Device):
         if self.region is not None:
             x, y, w, h = self.region
             return {"left": mon["left"] + x, "top": mon["top"] + y, "width": w, "height": h}
-        if self._windows is None or self._window_id is None:
+        if self._windows is None or self._window_id is None:  # the whole monitor
             return dict(mon)
         try:
             x, y, w, h = self._windows.rect(self._window_id, repr(str(self.window)))
@@ -456,12 +458,21 @@ class DesktopDevice(Device):
             if self._typer is None:
                 self._typer = KeyTyper(self._display or "")
             self._last = self._grab().raw  # what "the app has drawn the keys" is judged against
+            remaps = self._typer.remaps
             self._typer.type(cmd[1]["text"], between_chunks=self._wait_for_drawing)
+            if self._typer.remaps != remaps:
+                self._x11().wm_sync()  # the WM has reloaded its bindings: no click gets lost
             return
         fn = calls.get(name)
         if fn is None:
             raise DeviceError(f"unknown desktop command {name!r}")
         fn(**cmd[1])
+
+    def _x11(self) -> X11Windows:
+        """This device's python-xlib connection for windows and the window manager."""
+        if self._windows is None:
+            self._windows = X11Windows(self._display or "")
+        return self._windows
 
     def _check_alive(self, exc: BaseException) -> None:
         """Raise DeviceLost (from ``exc``) when the X server no longer answers."""

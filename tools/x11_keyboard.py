@@ -74,6 +74,8 @@ class KeyTyper:
         self._mapped: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode, LRU
         self._free = list(spare)
         self._evicted = False
+        self.remaps = 0
+        """How many times this typer changed the keyboard map (one per chunk that needed it)."""
 
     def type(self, text: str, between_chunks: Callable[[], None] | None = None) -> None:
         """Press and release one key per character; returns once the server has them all.
@@ -134,6 +136,7 @@ class KeyTyper:
         rows = [(list(r) + [X.NoSymbol] * width)[:width] for r in self._rows[first - self._lo :
                                                                              last - self._lo + 1]]
         self._d.change_keyboard_mapping(first, rows)
+        self.remaps += 1
 
     def _take(self, in_use: set[int]) -> int:
         if self._free:

@@ -98,11 +98,51 @@ class X11Windows:
         except Exception as exc:  # Xlib raises its own DisplayError family
             raise DeviceError(f"cannot open X display {display_name}: {exc}") from exc
         self._root = self._d.screen().root
+        self._probe: Any = None
         self._atoms = {
             name: self._d.intern_atom(name)
             for name in ("_NET_CLIENT_LIST", "_NET_WM_NAME", "UTF8_STRING", "_NET_ACTIVE_WINDOW",
                          "_NET_SUPPORTING_WM_CHECK")
         }  # fmt: skip
+
+    def wm_sync(self, timeout: float = 2.0) -> bool:
+        """Return once the window manager has handled every event sent before this call (False
+        after ``timeout``; True at once without one).
+
+        A barrier through the WM's own event queue: ask it for the frame extents of a small
+        window of ours (``_NET_REQUEST_FRAME_EXTENTS``, EWMH) and wait for its answer, the
+        ``_NET_FRAME_EXTENTS`` property. Used after typing remapped keycodes: openbox then
+        reloads its bindings, and a click arriving meanwhile was lost (see ``desktop``).
+        """
+        if not self.wm_running():
+            return True
+        atom = self._d.intern_atom("_NET_FRAME_EXTENTS")
+        if self._probe is None:
+            self._probe = self._root.create_window(
+                -10, -10, 1, 1, 0, X.CopyFromParent, event_mask=X.PropertyChangeMask
+            )
+        from Xlib.protocol import event
+
+        msg = event.ClientMessage(
+            window=self._probe,
+            client_type=self._d.intern_atom("_NET_REQUEST_FRAME_EXTENTS"),
+            data=(32, [0, 0, 0, 0, 0]),
+        )
+        self._root.send_event(msg, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
+        self._d.flush()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while self._d.pending_events():
+                ev = self._d.next_event()
+                if ev.type == X.PropertyNotify and ev.atom == atom and ev.window == self._probe:
+                    return True
+            time.sleep(0.002)
+        return False
+
+    def screen_size(self) -> tuple[int, int]:
+        """The root window's (the whole screen's) width and height."""
+        screen = self._d.screen()
+        return int(screen.width_in_pixels), int(screen.height_in_pixels)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
