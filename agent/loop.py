@@ -42,6 +42,9 @@ from pixelpilot.vlm.base import VisionModel
 
 Policy = Callable[[Action], None]
 """Called with every parsed action before it runs; raise ActionDenied to refuse it."""
+Judge = Callable[[RunResult], RunResult]
+"""Called with the result when the run ends, before it is recorded: returns it with the target's
+own verdict (``achieved``, ``checks``), e.g. a scenario's checks on the app's real state."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Agent:
         ask_user: Callable[[str], str] | None = None,
         meta_extra: dict | None = None,
         secrets: Secrets | Mapping[str, str] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -93,6 +97,7 @@ class Agent:
         self.on_step = on_step
         self.ask_user = ask_user
         self.meta_extra = meta_extra or {}
+        self.judge = judge
 
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
@@ -123,11 +128,7 @@ class Agent:
             self.recorder = saved
 
     def _meta(self, task: str) -> RunMeta:
-        device_meta: dict[str, object] = {
-            "name": self.device.name,
-            "kind": self.device.kind,
-            "supported": sorted(self.device.supported),
-        }
+        device_meta: dict[str, object] = self.device.describe()
         with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
             device_meta.update(asdict(self.device.geometry))
         return RunMeta(
@@ -168,6 +169,8 @@ class Agent:
             steps=steps,
             seconds=time.monotonic() - t_start,
         )
+        if self.judge is not None:
+            result = self.judge(result)
         return self.recorder.finish(result)
 
     def _out_of_time(self, t_start: float) -> bool:

@@ -139,9 +139,21 @@ class RunMeta(BaseModel):
     """Each time the run was continued after it ended or was killed, in order."""
 
 
+class CheckResult(BaseModel):
+    """One check of the target's real state after a run, with the value it saw."""
+
+    passed: bool
+    line: str
+
+
 class RunResult(BaseModel):
     """How a run ended. status: success | failure (the model gave up, or never produced a valid
-    call) | step_budget | time_budget | error (the device or the model backend failed)."""
+    call) | step_budget | time_budget | error (the device or the model backend failed).
+
+    ``status`` success means the MODEL said it succeeded; ``achieved`` is whether the task really
+    was achieved, judged by the target's real state (a scenario's checks: ``checks``), or None
+    when nothing could judge it (no checks, or the target could not be read).
+    """
 
     status: Status
     answer: str = ""
@@ -149,6 +161,12 @@ class RunResult(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     seconds: float = 0.0
     trajectory: str | None = None
+    achieved: bool | None = None
+    checks: list[CheckResult] = Field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [c.line for c in self.checks if not c.passed]
 
     @property
     def retries(self) -> int:

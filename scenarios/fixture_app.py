@@ -1,7 +1,8 @@
 """A small Tk desktop app that is the real target of desktop scenario tests.
 
 Run ``python -m pixelpilot.scenarios.fixture_app --state PATH [--width W --height H]``. The
-window sits at +0+0 and fills W x H exactly (nothing manages windows under Xvfb). Every widget
+window sits at +0+0 and fills W x H exactly: it asks to be full-screen, so a window manager
+gives it no frame (without one it stays at the geometry it asked for). Every widget
 is placed at a fixed pixel box, so coordinates do not depend on fonts; the layout is designed
 for 1280x800 and centred on other sizes, leaving the screen corners (pyautogui's fail-safe
 points) empty.
@@ -64,6 +65,7 @@ class FixtureWindow:
         self.root = tk.Tk(className="PixelpilotFixture")
         self.root.title("pixelpilot fixture")
         self.root.geometry(f"{width}x{height}+0+0")
+        self.root.attributes("-fullscreen", True)  # no frame under a window manager
         self.root.configure(background=BG)
         self.seq = 0
         self.ready = False

@@ -1,7 +1,8 @@
 """Shared fixtures: one X display for the whole session, the Tk fixture app, a desktop device,
 the two tiny Qwen2-VL checkpoints (built once per session into the session's temp dir).
 
-``display`` starts ONE Xvfb (1280x800) unless ``$DISPLAY`` is already set, and points
+``display`` starts ONE Xvfb (1280x800) with the openbox window manager (when installed, as
+scripts/setup.sh does) unless ``$DISPLAY`` is already set, and points
 ``DISPLAY`` at it before anything imports pyautogui (which binds the display it finds when
 first imported, once per process). Tests that need it skip only when Xvfb is not installed.
 """
@@ -16,7 +17,7 @@ import pytest
 
 from pixelpilot.scenarios.fixture import FixtureApp
 from pixelpilot.tools.desktop import DesktopDevice
-from pixelpilot.tools.xvfb import VirtualDisplay, xvfb_available
+from pixelpilot.tools.xvfb import VirtualDisplay, default_wm, xvfb_available
 
 SCREEN = (1280, 800)
 
@@ -30,7 +31,7 @@ def display() -> Iterator[str]:
         return
     if not xvfb_available():
         pytest.skip("Xvfb is not installed; install it with: apt-get install xvfb xauth")
-    with VirtualDisplay(*SCREEN) as vd:
+    with VirtualDisplay(*SCREEN, wm=default_wm()) as vd:
         saved = os.environ.get("XAUTHORITY")
         os.environ.update(vd.env)
         try:
