@@ -1,0 +1,164 @@
+"""What the DOM reference policy reads and what it decides, independent of how it acts.
+
+``Page`` reads elements through Selenium, one script per query (each a round trip to
+chromedriver). A policy step is one ``Intent``: press (click) an element, hover it, type text,
+press keys, drag, turn the wheel, or stop. The same intents are carried out two ways
+(``dom_oracle``): through pixels as a dialect's call, or directly with Selenium actions.
+Coordinates are CSS pixels of the page's viewport (device scale factor 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "Done",
+    "DragTo",
+    "El",
+    "Hover",
+    "Intent",
+    "Keys",
+    "OracleStuck",
+    "Page",
+    "Press",
+    "Wheel",
+    "Write",
+]
+
+
+class OracleStuck(Exception):
+    """The policy found no step for what the page shows (a missing element, an unknown
+    instruction): the episode is a miss of the policy, reported with this reason."""
+
+
+@dataclass(frozen=True, eq=False)
+class El:
+    """One element as the page reported it. ``rect`` is (left, top, width, height)."""
+
+    handle: Any
+    tag: str
+    text: str
+    value: str | None
+    checked: bool | None
+    rect: tuple[float, float, float, float]
+    focused: bool
+    shown: bool
+    """Has a size and is not hidden by CSS."""
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x, y, w, h = self.rect
+        return x + w / 2, y + h / 2
+
+    def inside(self, box: tuple[float, float, float, float]) -> bool:
+        """Whether the element's centre lies within ``box`` (left, top, width, height)."""
+        cx, cy = self.center
+        return box[0] <= cx < box[0] + box[2] and box[1] <= cy < box[1] + box[3]
+
+
+_QUERY_JS = """
+var root = arguments[1] || document, out = [];
+root.querySelectorAll(arguments[0]).forEach(function (e) {
+  var r = e.getBoundingClientRect(), cs = getComputedStyle(e);
+  out.push([e, e.tagName.toLowerCase(), (e.textContent || '').replace(/\\s+/g, ' ').trim(),
+            e.value === undefined ? null : String(e.value),
+            e.checked === undefined ? null : !!e.checked,
+            [r.left, r.top, r.width, r.height], document.activeElement === e,
+            r.width > 0 && r.height > 0 && cs.visibility !== 'hidden' && cs.display !== 'none']);
+});
+return out;
+"""
+
+
+class Page:
+    """Reads the live DOM of the page a WebDriver shows."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def all(self, css: str, *, text: str | None = None, within: El | None = None) -> list[El]:
+        """Elements matching ``css`` (inside ``within``), optionally with exactly this text."""
+        rows = self.driver.execute_script(_QUERY_JS, css, within.handle if within else None)
+        els = [El(r[0], r[1], r[2], r[3], r[4], tuple(r[5]), r[6], r[7]) for r in rows]
+        return [e for e in els if text is None or e.text == text]
+
+    def shown(self, css: str, *, text: str | None = None, within: El | None = None) -> list[El]:
+        return [e for e in self.all(css, text=text, within=within) if e.shown]
+
+    def one(self, css: str, *, text: str | None = None, within: El | None = None) -> El:
+        """The first shown element matching; OracleStuck when there is none."""
+        found = self.shown(css, text=text, within=within)
+        if not found:
+            what = css + (f" with text {text!r}" if text is not None else "")
+            raise OracleStuck(f"no visible element {what}")
+        return found[0]
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+
+# -- intents ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Press:
+    """Click ``target`` (at its centre, or at the page point ``at``); count=2 double-clicks."""
+
+    target: El
+    at: tuple[float, float] | None = None
+    count: int = 1
+
+    @property
+    def point(self) -> tuple[float, float]:
+        return self.at if self.at is not None else self.target.center
+
+
+@dataclass(frozen=True)
+class Hover:
+    """Move the pointer over ``target`` without clicking."""
+
+    target: El
+
+
+@dataclass(frozen=True)
+class Write:
+    """Type ``text`` into the focused element."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Press keys together, e.g. ("ctrl", "a"), or one key, e.g. ("enter",)."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DragTo:
+    """Press on ``source`` (at ``start``, default its centre), move to the page point ``end``,
+    release."""
+
+    source: El
+    end: tuple[float, float]
+    start: tuple[float, float] | None = None
+
+    @property
+    def start_point(self) -> tuple[float, float]:
+        return self.start if self.start is not None else self.source.center
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """Turn the mouse wheel over ``target`` by ``clicks`` notches towards ``direction``."""
+
+    target: El
+    direction: Literal["up", "down"]
+    clicks: int = 1
+
+
+@dataclass(frozen=True)
+class Done:
+    """Nothing left to do: the page has given its verdict."""
+
+
+Intent = Press | Hover | Write | Keys | DragTo | Wheel | Done
