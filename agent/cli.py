@@ -19,6 +19,7 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from pixelpilot.agent.actions import points
+from pixelpilot.agent.cli_bench import bench_app
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
@@ -35,6 +36,7 @@ scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenar
 app.add_typer(scenario_app, name="scenario")
 register_trajectory_commands(app)  # view, eval, export
 app.add_typer(model_app, name="model")
+app.add_typer(bench_app, name="bench")
 out = Console(highlight=False, soft_wrap=True)
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"

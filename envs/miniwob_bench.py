@@ -29,9 +29,50 @@ from pixelpilot.agent.errors import ActionDenied, ConfigError
 from pixelpilot.agent.trajectory import RunResult
 from pixelpilot.envs.miniwob_env import WINDOW_CLASS, Episode, MiniWoBEnv, Outcome
 
-__all__ = ["BenchConfig", "EpisodeResult", "Observe", "overhead_ms", "run_bench"]
+__all__ = [
+    "SUITES",
+    "BenchConfig",
+    "EpisodeResult",
+    "Observe",
+    "overhead_ms",
+    "resolve_tasks",
+    "run_bench",
+]
 
 Observe = Literal["task", "window", "screen"]
+
+DEMO_TASKS = ("click-test", "click-button", "focus-text", "enter-text", "click-checkboxes")
+SUITES = ("demo", "oracle", "all")
+"""demo: five simple tasks; oracle: every task the DOM reference policy solves; all: every
+MiniWoB++ task the installed package registers."""
+
+
+def resolve_tasks(tasks: str | None, suite: str | None) -> tuple[str, ...]:
+    """The task names of ``--tasks a,b`` or ``--suite NAME`` (default: the demo suite);
+    ConfigError naming what is unknown."""
+    from pixelpilot.envs.dom_solvers import SOLVERS
+    from pixelpilot.envs.miniwob_env import all_tasks
+
+    if tasks is not None and suite is not None:
+        raise ConfigError("give --tasks or --suite, not both")
+    known = all_tasks()
+    if tasks is not None:
+        names = tuple(dict.fromkeys(t.strip() for t in tasks.split(",") if t.strip()))
+        unknown = [t for t in names if t not in known]
+        if unknown or not names:
+            raise ConfigError(
+                f"unknown MiniWoB task {', '.join(unknown) or repr(tasks)}; "
+                "see 'pixelpilot bench miniwob --list'"
+            )
+        return names
+    suite = suite or "demo"
+    if suite == "demo":
+        return DEMO_TASKS
+    if suite == "oracle":
+        return tuple(sorted(SOLVERS))
+    if suite == "all":
+        return tuple(known)
+    raise ConfigError(f"unknown suite {suite!r}; use one of: {', '.join(SUITES)}")
 
 
 @dataclass(frozen=True)
@@ -82,12 +123,12 @@ class EpisodeResult:
     trajectory: str | None = None
 
 
-def overhead_ms(step: Any) -> float:
+def overhead_ms(step: Any, waited: dict[str, float]) -> float:
     """A step's SDK overhead in ms: everything but the model and the waits for the screen to
-    settle. capture minus its settle wait, prompt, parse, execute minus its waits, record."""
+    settle (``DesktopDevice.waited``): capture, prompt, parse, execute, record."""
     t = step.timings
-    capture = t.get("capture", 0.0) - t.get("settle", 0.0)
-    execute = t.get("execute", 0.0) - t.get("execute_wait", 0.0)
+    capture = t.get("capture", 0.0) - waited.get("observe", 0.0)
+    execute = t.get("execute", 0.0) - (waited.get("execute", 0.0) if step.executed else 0.0)
     return 1000 * (capture + t.get("prompt", 0.0) + t.get("parse", 0.0) + execute
                    + t.get("record", 0.0))  # fmt: skip
 
@@ -165,6 +206,12 @@ def _agent_episode(
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
     folder = cfg.out / "episodes" / ep.task / f"{i:03d}"
+    overhead: list[float] = []
+    waited = getattr(device, "waited", {})
+
+    def note(step: Any) -> None:
+        overhead.append(overhead_ms(step, waited) / 1000)
+
     agent = Agent(
         model=model,
         device=device,
@@ -172,6 +219,7 @@ def _agent_episode(
         budgets=Budgets(max_steps=cfg.max_steps, max_seconds=cfg.max_seconds),
         recorder=DirectoryRecorder(folder),
         policy=ended_policy(env),
+        on_step=note,
         meta_extra={"miniwob": {"task": ep.task, "seed": ep.seed, "observe": cfg.observe}},
     )
     result = agent.run(ep.utterance)
@@ -181,7 +229,7 @@ def _agent_episode(
     res.answers = sum(len(s.attempts) for s in result.steps)
     res.invalid = sum(s.retries for s in result.steps)
     res.step_seconds = [_step_seconds(s) for s in result.steps]
-    res.overhead = [overhead_ms(s) / 1000 for s in result.steps]
+    res.overhead = overhead
     res.trajectory = str(folder)
     _write_outcome(folder, ep, outcome, result)
     return res

@@ -187,6 +187,10 @@ class DesktopDevice(Device):
         self._geometry: ScreenGeometry | None = None
         self._lost = False
         self._last: bytes | None = None
+        self.waited: dict[str, float] = {"observe": 0.0, "execute": 0.0}
+        """Seconds the last observe and execute spent waiting for the screen to settle (polling
+        grabs and sleeps, typing's pauses between chunks): not SDK work, reported apart."""
+        self._grab_s = 0.0
 
     @property
     def display(self) -> str:
@@ -241,7 +245,9 @@ class DesktopDevice(Device):
     def _wait_for_drawing(self) -> None:
         """Until the screen changed since the last grab and then settled (bounded): the app has
         handled the input sent so far."""
+        t0 = time.perf_counter()
         self._last = self._settle(self._last, self.settle_timeout)[0].raw
+        self.waited["execute"] += time.perf_counter() - t0
 
     def _settle(
         self, before: bytes | None, change_timeout: float
@@ -270,6 +276,7 @@ class DesktopDevice(Device):
     def _grab(self) -> Any:
         """One mss grab of the monitor; updates the geometry (scale = physical / logical)."""
         mon = self._sct.monitors[self.monitor]
+        t0 = time.perf_counter()
         try:
             shot = self._sct.grab(mon)
         except Exception as exc:
@@ -281,13 +288,17 @@ class DesktopDevice(Device):
             scale=shot.width / mon["width"],
             origin=(float(mon["left"]), float(mon["top"])),
         )
+        self._grab_s = time.perf_counter() - t0
         return shot
 
     def _observe(self) -> Observation:
         if self._lost:
             raise DeviceLost(f"X display {self._display} is gone")
         before, self._acted = (self._last if self._acted else None), False
+        t0 = time.perf_counter()
         shot, grabs, changed, settled = self._settle(before, self.change_timeout)
+        # all but the last grab only waited for the screen to settle
+        self.waited["observe"] = time.perf_counter() - t0 - self._grab_s
         self._last = shot.raw
         image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
         extra = {"settled": settled, "grabs": grabs, "changed": changed}
@@ -301,6 +312,7 @@ class DesktopDevice(Device):
         pag = load_pyautogui(self._display or "")
         geom = self.geometry
         done_action = action
+        self.waited["execute"] = 0.0
         try:
             pointer = None
             if isinstance(action, Drag) and action.start is None:
