@@ -39,13 +39,12 @@ def miniwob(
         str | None, typer.Option(help="Dialect (default: the model's own; qwen2vl for dom-oracle).")
     ] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task names.")] = None,
-    suite: Annotated[
-        str | None, typer.Option(help="demo (default) | oracle | all.")
-    ] = None,
+    suite: Annotated[str | None, typer.Option(help="demo (default) | oracle | all.")] = None,
     episodes: Annotated[int, typer.Option(min=1, help="Episodes per task.")] = 5,
     seed: Annotated[int, typer.Option(help="Episode i of a task uses seed SEED + i.")] = 0,
     observe: Annotated[
-        str, typer.Option(help="What the model sees: task (the 160x210 task area) | window | screen.")
+        str,
+        typer.Option(help="What the model sees: task (the 160x210 task area) | window | screen."),
     ] = "task",
     direct: Annotated[
         bool,
@@ -54,16 +53,22 @@ def miniwob(
         ),
     ] = False,
     max_steps: Annotated[int, typer.Option(min=1)] = 25,
-    max_seconds: Annotated[float, typer.Option(min=1, help="Agent time budget per episode.")] = 120.0,
+    max_seconds: Annotated[
+        float, typer.Option(min=1, help="Agent time budget per episode.")
+    ] = 120.0,
     episode_seconds: Annotated[
         float | None,
         typer.Option(min=1, help="Replace the tasks' own time limits (mostly 10 s)."),
     ] = None,
     max_pixels: Annotated[int | None, typer.Option(min=3136)] = None,
     min_pixels: Annotated[int, typer.Option(min=3136)] = 3136,
-    screen: Annotated[str, typer.Option(help="Virtual display size, when one is started.")] = "1920x1080",
+    screen: Annotated[
+        str, typer.Option(help="Virtual display size, when one is started.")
+    ] = "1920x1080",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
-    list_tasks: Annotated[bool, typer.Option("--list", help="List tasks and suites, then exit.")] = False,
+    list_tasks: Annotated[
+        bool, typer.Option("--list", help="List tasks and suites, then exit.")
+    ] = False,
     reports: Annotated[bool, typer.Option(help="Write each episode's HTML report.")] = True,
 ) -> None:
     """Run MiniWoB++ episodes through the real agent loop on Chromium, scored by MiniWoB's own
@@ -117,10 +122,12 @@ def _load(model: str, env: Any, pixels: PixelBudget | None) -> Any:
     return load_model(model, **({"pixels": pixels} if pixels is not None else {}))
 
 
-def _run(cfg: Any, model_ref: str, pixels: PixelBudget | None, size: tuple[int, int], reports: bool) -> None:
+def _run(
+    cfg: Any, model_ref: str, pixels: PixelBudget | None, size: tuple[int, int], reports: bool
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pixelpilot.envs.bench_report import overhead_stats, write_index, write_json
+    from pixelpilot.envs.bench_report import overhead_stats, write_all
     from pixelpilot.envs.miniwob_bench import run_bench
     from pixelpilot.envs.miniwob_env import MiniWoBEnv
     from pixelpilot.tools.xvfb import ensure_display
@@ -157,20 +164,13 @@ def _run(cfg: Any, model_ref: str, pixels: PixelBudget | None, size: tuple[int, 
     _table(results, f"MiniWoB++ — {name} ({mode})")
     stats = overhead_stats(results)
     if stats:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in stats["parts_median"].items())
         out.print(
             f"SDK overhead per step (no model, no settle wait): median {stats['median']:.1f} ms, "
-            f"p90 {stats['p90']:.1f} ms over {stats['steps']} steps"
+            f"p90 {stats['p90']:.1f} ms over {stats['steps']} steps; medians: {parts}"
         )
-    pages = _reports(results) if reports and not cfg.direct else {}
-    write_json(cfg.out / "results.json", cfg, name, results)
-    index = write_index(cfg.out / "index.html", f"MiniWoB++ — {name} ({mode})", results, pages)
+    index = write_all(cfg, name, results, reports=reports)
     out.print(f"results: {escape(str(cfg.out / 'results.json'))}  index: {escape(str(index))}")
-
-
-def _reports(results: list[Any]) -> dict[int, Path]:
-    from pixelpilot.agent.viewer import write_report
-
-    return {n: write_report(r.trajectory, images="link") for n, r in enumerate(results) if r.trajectory}
 
 
 def _table(results: list[Any], title: str) -> None:

@@ -13,10 +13,11 @@ import statistics
 from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 
-from pixelpilot.envs.miniwob_bench import BenchConfig, EpisodeResult
+from pixelpilot.envs.miniwob_bench import OVERHEAD_PARTS, BenchConfig, EpisodeResult
 
-__all__ = ["TaskRow", "summarize", "write_index", "write_json"]
+__all__ = ["TaskRow", "overhead_stats", "summarize", "write_all", "write_index", "write_json"]
 
 
 @dataclass(frozen=True)
@@ -60,17 +61,21 @@ def _row(task: str, rs: list[EpisodeResult]) -> TaskRow:
         mean_steps=_mean([float(r.steps) for r in rs]),
         seconds_per_step=_mean(step_s),
         invalid_rate=sum(r.invalid for r in rs) / answers if answers else 0.0,
-        overhead_ms=1000 * _median([o for r in rs for o in r.overhead]),
+        overhead_ms=1000 * _median([sum(o.values()) for r in rs for o in r.overhead]),
     )
 
 
-def overhead_stats(results: list[EpisodeResult]) -> dict[str, float]:
-    """Median, p90 and max SDK overhead per step over all episodes, in ms."""
-    values = sorted(1000 * o for r in results for o in r.overhead)
-    if not values:
+def overhead_stats(results: list[EpisodeResult]) -> dict[str, Any]:
+    """SDK overhead per step over all episodes, in ms: median, p90 and max of the total, and
+    the median of each part."""
+    steps = [o for r in results for o in r.overhead]
+    if not steps:
         return {}
-    p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
-    return {"steps": len(values), "median": _median(values), "p90": p90, "max": values[-1]}
+    totals = sorted(1000 * sum(o.values()) for o in steps)
+    p90 = totals[min(len(totals) - 1, int(0.9 * len(totals)))]
+    parts = {k: 1000 * _median([o.get(k, 0.0) for o in steps]) for k in OVERHEAD_PARTS}
+    return {"steps": len(totals), "median": _median(totals), "p90": p90, "max": totals[-1],
+            "parts_median": parts}  # fmt: skip
 
 
 def write_json(path: Path, cfg: BenchConfig, model: str, results: list[EpisodeResult]) -> Path:
@@ -101,7 +106,9 @@ def write_index(
     for n, r in enumerate(results):
         link = reports.get(n)
         name = f"{escape(r.task)} #{r.index} (seed {r.seed})"
-        cell = f'<a href="{escape(str(link.relative_to(path.parent)))}">{name}</a>' if link else name
+        cell = (
+            f'<a href="{escape(str(link.relative_to(path.parent)))}">{name}</a>' if link else name
+        )
         mark = '<span class="ok">✓</span>' if r.success else '<span class="bad">✗</span>'
         eps.append(
             f"<tr><td>{cell}</td><td>{mark}</td><td>{r.reward:.3f}</td><td>{r.steps}</td>"
@@ -122,3 +129,19 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}.ok{{color:#080}}.
 """
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def write_all(
+    cfg: BenchConfig, model: str, results: list[EpisodeResult], *, reports: bool = True
+) -> Path:
+    """results.json, each episode's report.html (screenshots linked) and index.html in
+    ``cfg.out``; returns the index's path."""
+    from pixelpilot.agent.viewer import write_report
+
+    pages: dict[int, Path] = {}
+    if reports:
+        pages = {n: write_report(r.trajectory, images="link")
+                 for n, r in enumerate(results) if r.trajectory}  # fmt: skip
+    write_json(cfg.out / "results.json", cfg, model, results)
+    mode = "direct (Selenium)" if cfg.direct else f"{cfg.dialect}, observe {cfg.observe}"
+    return write_index(cfg.out / "index.html", f"MiniWoB++ — {model} ({mode})", results, pages)

@@ -55,7 +55,9 @@ def find_binaries() -> tuple[str, str]:
     )
     driver = shutil.which("chromedriver")
     if binary is None or driver is None:
-        missing = " and ".join(n for n, p in (("chromium", binary), ("chromedriver", driver)) if not p)
+        missing = " and ".join(
+            n for n, p in (("chromium", binary), ("chromedriver", driver)) if not p
+        )
         raise ConfigError(f"{missing} not found; {INSTALL_HINT}")
     return binary, driver
 

@@ -201,7 +201,10 @@ class SeleniumActor:
             self._move(chain, intent.source, (sx, sy)).click_and_hold()
             for i in range(1, DRAG_STEPS + 1):
                 nx, ny = sx + (ex - sx) * i / DRAG_STEPS, sy + (ey - sy) * i / DRAG_STEPS
-                px, py = sx + (ex - sx) * (i - 1) / DRAG_STEPS, sy + (ey - sy) * (i - 1) / DRAG_STEPS
+                px, py = (
+                    sx + (ex - sx) * (i - 1) / DRAG_STEPS,
+                    sy + (ey - sy) * (i - 1) / DRAG_STEPS,
+                )
                 chain.move_by_offset(round(nx) - round(px), round(ny) - round(py))
             chain.release().perform()
         elif isinstance(intent, Wheel):

@@ -259,7 +259,9 @@ def guess_number(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     low, high = mem.setdefault("range", [0, 9])
     for which in page.shown("#higher, #lower"):
         said = int(page.one("span", within=which).text)
-        low, high = (max(low, said + 1), high) if "higher" in which.text else (low, min(high, said - 1))
+        low, high = (
+            (max(low, said + 1), high) if "higher" in which.text else (low, min(high, said - 1))
+        )
     mem["range"] = [low, high]
     guess = str((low + high) // 2)
     step = _fill(page.one("#tt"), guess, mem)
@@ -440,7 +442,9 @@ def use_slider(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     step_px = (h if vertical else w) / (hi - lo)
     if abs(target - value) * step_px > 4 and not mem.get("dragged"):
         mem["dragged"] = True  # one drag to about the right place, then keys for the rest
-        end = (handle.center[0], y + h * (1 - frac)) if vertical else (x + w * frac, handle.center[1])
+        end = (
+            (handle.center[0], y + h * (1 - frac)) if vertical else (x + w * frac, handle.center[1])
+        )
         return DragTo(handle, end=end)
     if not handle.focused:
         return Press(handle)

@@ -34,7 +34,7 @@ __all__ = [
     "BenchConfig",
     "EpisodeResult",
     "Observe",
-    "overhead_ms",
+    "overhead_parts",
     "resolve_tasks",
     "run_bench",
 ]
@@ -118,29 +118,49 @@ class EpisodeResult:
     answers: int = 0
     invalid: int = 0
     step_seconds: list[float] = field(default_factory=list)
-    overhead: list[float] = field(default_factory=list)
-    """Per step, seconds of SDK work (see ``overhead_ms``)."""
+    overhead: list[dict[str, float]] = field(default_factory=list)
+    """Per step, seconds of SDK work by part (see ``overhead_parts``)."""
     trajectory: str | None = None
 
 
-def overhead_ms(step: Any, waited: dict[str, float]) -> float:
-    """A step's SDK overhead in ms: everything but the model and the waits for the screen to
-    settle (``DesktopDevice.waited``): capture, prompt, parse, execute, record."""
+OVERHEAD_PARTS = ("capture", "image", "prompt", "parse", "execute", "record")
+
+
+def overhead_parts(step: Any, waited: dict[str, float], env_check: float = 0.0) -> dict[str, float]:
+    """A step's SDK overhead in seconds, by part: everything but the model and the waits for
+    the screen to settle (``DesktopDevice.waited``). capture: the grab that became the
+    observation; image: turning it into an image; execute: input events, without typing's
+    pauses for the app to draw; ``env_check``: the benchmark's own reading of the page, taken out."""
     t = step.timings
-    capture = t.get("capture", 0.0) - waited.get("observe", 0.0)
-    execute = t.get("execute", 0.0) - (waited.get("execute", 0.0) if step.executed else 0.0)
-    return 1000 * (capture + t.get("prompt", 0.0) + t.get("parse", 0.0) + execute
-                   + t.get("record", 0.0))  # fmt: skip
+    image = waited.get("image", 0.0)
+    return {
+        "capture": max(0.0, t.get("capture", 0.0) - waited.get("observe", 0.0) - image),
+        "image": image,
+        "prompt": t.get("prompt", 0.0),
+        "parse": max(0.0, t.get("parse", 0.0) - env_check),
+        "execute": t.get("execute", 0.0) - (waited.get("execute", 0.0) if step.executed else 0.0),
+        "record": t.get("record", 0.0),
+    }
 
 
-def ended_policy(env: MiniWoBEnv) -> Callable[[Action], None]:
-    """Refuse acting once the page has its verdict; control actions stay allowed."""
+class EndedPolicy:
+    """Refuses acting once the page has its verdict (control actions stay allowed).
+    ``seconds`` is how long the last check took: reading the page is the benchmark's cost,
+    not the SDK's, and is taken out of the overhead."""
 
-    def check(action: Action) -> None:
-        if action.kind not in ("finish", "ask_user", "wait") and env.outcome().done:
+    def __init__(self, env: MiniWoBEnv) -> None:
+        self.env = env
+        self.seconds = 0.0
+
+    def __call__(self, action: Action) -> None:
+        if action.kind in ("finish", "ask_user", "wait"):
+            self.seconds = 0.0
+            return
+        t0 = time.perf_counter()
+        done = self.env.outcome().done
+        self.seconds = time.perf_counter() - t0
+        if done:
             raise ActionDenied("the task has ended; nothing more can be done: finish")
-
-    return check
 
 
 def run_bench(
@@ -206,11 +226,12 @@ def _agent_episode(
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
     folder = cfg.out / "episodes" / ep.task / f"{i:03d}"
-    overhead: list[float] = []
+    overhead: list[dict[str, float]] = []
     waited = getattr(device, "waited", {})
+    policy = EndedPolicy(env)
 
     def note(step: Any) -> None:
-        overhead.append(overhead_ms(step, waited) / 1000)
+        overhead.append(overhead_parts(step, waited, policy.seconds))
 
     agent = Agent(
         model=model,
@@ -218,7 +239,7 @@ def _agent_episode(
         dialect=cfg.dialect,
         budgets=Budgets(max_steps=cfg.max_steps, max_seconds=cfg.max_seconds),
         recorder=DirectoryRecorder(folder),
-        policy=ended_policy(env),
+        policy=policy,
         on_step=note,
         meta_extra={"miniwob": {"task": ep.task, "seed": ep.seed, "observe": cfg.observe}},
     )

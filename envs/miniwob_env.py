@@ -41,7 +41,11 @@ def all_tasks() -> list[str]:
     _miniwob()
     import gymnasium
 
-    names = [k.split("/", 1)[1].rsplit("-v", 1)[0] for k in gymnasium.registry if k.startswith("miniwob/")]
+    names = [
+        k.split("/", 1)[1].rsplit("-v", 1)[0]
+        for k in gymnasium.registry
+        if k.startswith("miniwob/")
+    ]
     return sorted(n for n in names if not n.startswith("flight."))
 
 
@@ -137,7 +141,9 @@ class MiniWoBEnv:
     @property
     def driver(self) -> Any:
         if self.browser.driver is None:
-            raise DeviceError("the MiniWoB browser is not open; use MiniWoBEnv as a context manager")
+            raise DeviceError(
+                "the MiniWoB browser is not open; use MiniWoBEnv as a context manager"
+            )
         return self.browser.driver
 
     # -- episodes --------------------------------------------------------------------------------

@@ -187,9 +187,10 @@ class DesktopDevice(Device):
         self._geometry: ScreenGeometry | None = None
         self._lost = False
         self._last: bytes | None = None
-        self.waited: dict[str, float] = {"observe": 0.0, "execute": 0.0}
+        self.waited: dict[str, float] = {"observe": 0.0, "execute": 0.0, "image": 0.0}
         """Seconds the last observe and execute spent waiting for the screen to settle (polling
-        grabs and sleeps, typing's pauses between chunks): not SDK work, reported apart."""
+        grabs and sleeps, typing's pauses between chunks): not SDK work, reported apart; and
+        ``image``: the last observe's conversion of the grab into an image."""
         self._grab_s = 0.0
 
     @property
@@ -300,7 +301,9 @@ class DesktopDevice(Device):
         # all but the last grab only waited for the screen to settle
         self.waited["observe"] = time.perf_counter() - t0 - self._grab_s
         self._last = shot.raw
+        t1 = time.perf_counter()
         image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
+        self.waited["image"] = time.perf_counter() - t1
         extra = {"settled": settled, "grabs": grabs, "changed": changed}
         return Observation(image=image, geometry=self.geometry, extra=extra)
 
