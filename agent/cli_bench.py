@@ -29,12 +29,12 @@ def _screen(value: str) -> tuple[int, int]:
 @bench_app.command("miniwob")
 def miniwob(
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Model reference (see 'pixelpilot model list'), or dom-oracle: the DOM "
             "reference policy, for testing the pixel path only."
         ),
-    ],
+    ] = None,
     dialect: Annotated[
         str | None, typer.Option(help="Dialect (default: the model's own; qwen2vl for dom-oracle).")
     ] = None,
@@ -79,6 +79,8 @@ def miniwob(
     if list_tasks:
         _list(SUITES)
         return
+    if model is None:
+        raise ConfigError(f"--model is required: a model reference, or {ORACLE}")
     if observe not in ("task", "window", "screen"):
         raise ConfigError(f"--observe {observe!r}: use task, window or screen")
     if direct and model != ORACLE:
@@ -99,7 +101,12 @@ def miniwob(
         episode_seconds=episode_seconds, out=folder,
     )  # fmt: skip
     pixels = PixelBudget(min_pixels, max_pixels) if max_pixels is not None else None
-    _run(cfg, model, pixels, size, reports)
+    loaded = None
+    if model != ORACLE:  # a bad reference fails before a browser starts
+        from pixelpilot.vlm.registry import load_model
+
+        loaded = load_model(model, **({"pixels": pixels} if pixels is not None else {}))
+    _run(cfg, model, loaded, pixels, size, reports)
 
 
 def _list(suites: tuple[str, ...]) -> None:
@@ -109,22 +116,16 @@ def _list(suites: tuple[str, ...]) -> None:
         out.print(f"[bold]{s}[/]: {' '.join(resolve_tasks(None, s))}")
 
 
-def _load(model: str, env: Any, pixels: PixelBudget | None) -> Any:
-    if model == ORACLE:
-        from pixelpilot.envs.dom_oracle import DomOracle
-
-        oracle = DomOracle(env)
-        if pixels is not None:
-            oracle.pixels = pixels
-        return oracle
-    from pixelpilot.vlm.registry import load_model
-
-    return load_model(model, **({"pixels": pixels} if pixels is not None else {}))
-
-
 def _run(
-    cfg: Any, model_ref: str, pixels: PixelBudget | None, size: tuple[int, int], reports: bool
+    cfg: Any,
+    model_ref: str,
+    model: Any,
+    pixels: PixelBudget | None,
+    size: tuple[int, int],
+    reports: bool,
 ) -> None:
+    """Start the display and the browser, run with progress, print the table, write files.
+    ``model`` is the loaded model, or None for the DOM oracle (it needs the browser)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pixelpilot.envs.bench_report import overhead_stats, write_all
@@ -144,7 +145,12 @@ def _run(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=out, transient=True,
     ) as progress:  # fmt: skip
-        model = None if cfg.direct else _load(model_ref, env, pixels)
+        if model is None and not cfg.direct:
+            from pixelpilot.envs.dom_oracle import DomOracle
+
+            model = DomOracle(env)
+            if pixels is not None:
+                model.pixels = pixels
         bar = progress.add_task("starting", total=total)
 
         def started(task: str, i: int) -> None:

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Installs what pixelpilot needs on a fresh Debian/Ubuntu machine: the X tools its desktop
 # device drives (Xvfb, xdotool, ...), the adb client its Android device talks through, Chromium
-# for the viewer's tests (--test only), and the package itself (editable).
+# and its driver (the MiniWoB++ bench; the viewer's tests), and the package itself (editable).
 #   bash scripts/setup.sh          # runtime
 #   bash scripts/setup.sh --test   # runtime + test dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(xvfb xauth xdotool xclip x11-utils python3-tk adb)
-[ "${1:-}" = "--test" ] && PKGS+=(chromium)
+PKGS=(xvfb xauth xdotool xclip x11-utils python3-tk adb chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
