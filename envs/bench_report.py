@@ -138,6 +138,7 @@ def write_all(
     ``cfg.out``; returns the index's path."""
     from pixelpilot.agent.viewer import write_report
 
+    cfg.out.mkdir(parents=True, exist_ok=True)
     pages: dict[int, Path] = {}
     if reports:
         pages = {n: write_report(r.trajectory, images="link")

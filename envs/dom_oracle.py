@@ -71,7 +71,14 @@ class DomPolicy:
             self._episode, self.memory = ep, {}
         if self.env.outcome().done:
             return Done()
-        return solver_for(ep.task)(Page(self.env.driver), ep, self.memory)
+        page = Page(self.env.driver)
+        intent = solver_for(ep.task)(page, ep, self.memory)
+        # press where the element itself gets the click (another may overlap its centre)
+        if isinstance(intent, Press) and intent.at is None:
+            return Press(intent.target, at=page.hit_point(intent.target), count=intent.count)
+        if isinstance(intent, DragTo) and intent.start is None:
+            return DragTo(intent.source, intent.end, start=page.hit_point(intent.source))
+        return intent
 
 
 class DomOracle(VisionModel):

@@ -97,6 +97,28 @@ class Page:
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
 
+    def hit_point(self, el: El) -> tuple[float, float]:
+        """A point where ``el`` itself receives a click: the centre of its widest line box (a
+        link wrapped over two lines has two), unless something covers it there (overlapping
+        elements), else the first uncovered point of a 5x5 grid over it."""
+        got = self.driver.execute_script(_HIT_JS, el.handle)
+        return (float(got[0]), float(got[1])) if got else el.center
+
+
+_HIT_JS = """
+var e = arguments[0], r = e.getBoundingClientRect(), pts = [];
+function hits(p) { var t = document.elementFromPoint(p[0], p[1]); return t && (t === e || e.contains(t)); }
+// a wrapped inline element (a link over two lines) has one box per line: try their centres,
+// the widest first, then the bounding box's centre, then a grid over it
+[].slice.call(e.getClientRects()).sort(function (a, b) { return b.width - a.width; })
+  .forEach(function (c) { pts.push([c.left + c.width / 2, c.top + c.height / 2]); });
+pts.push([r.left + r.width / 2, r.top + r.height / 2]);
+for (var i = 1; i < 6; i++) for (var j = 1; j < 6; j++)
+  pts.push([r.left + r.width * i / 6, r.top + r.height * j / 6]);
+for (var k = 0; k < pts.length; k++) if (hits(pts[k])) return pts[k];
+return null;
+"""
+
 
 # -- intents ---------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -84,9 +84,14 @@ def _submit(page: Page) -> El:
 
 
 # -- clicks ------------------------------------------------------------------------------------
-@_solver("click-test", "click-test-2")
+@_solver("click-test")
 def click_test(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     return Press(page.one("#subbtn"))
+
+
+@_solver("click-test-2", "click-test-transfer")
+def click_test_2(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
+    return Press(page.one("#area button", text=_field(ep, "target")))
 
 
 @_solver("click-button")
@@ -117,7 +122,7 @@ def click_tab(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     return Press(page.one("#area ul a", text=f"Tab #{_field(ep, 'target')}"))
 
 
-@_solver("click-tab-2")
+@_solver("click-tab-2", "click-tab-2-easy", "click-tab-2-medium", "click-tab-2-hard")
 def click_tab_2(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     target = _field(ep, "target")
     links = page.shown("#area .alink", text=target)
@@ -126,6 +131,13 @@ def click_tab_2(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     for tab in page.all("#area ul li"):  # the tab whose (hidden) panel holds the link
         panel = tab.handle.find_element("css selector", "a").get_attribute("href").split("#")[-1]
         if page.all(f"#{panel} .alink", text=target):
+            return Press(page.one("a", within=tab))
+    # no panel holds it: look through the tabs not seen yet, as a person would
+    seen = mem.setdefault("seen", set())
+    for tab in page.all("#area ul li"):
+        name = tab.text
+        if name not in seen and "ui-tabs-active" not in (tab.handle.get_attribute("class") or ""):
+            seen.add(name)
             return Press(page.one("a", within=tab))
     raise OracleStuck(f"no tab holds the link {target!r}")
 
@@ -138,14 +150,14 @@ def click_button_sequence(page: Page, ep: Episode, mem: dict[str, Any]) -> Inten
     return Press(page.one("#subbtn2"))
 
 
-@_solver("click-collapsible")
+@_solver("click-collapsible", "click-collapsible-nodelay")
 def click_collapsible(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     if not page.shown(".ui-accordion-content"):
         return Press(page.one("#area h3"))
     return Press(page.one("#subbtn"))
 
 
-@_solver("click-collapsible-2")
+@_solver("click-collapsible-2", "click-collapsible-2-nodelay")
 def click_collapsible_2(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     target = _field(ep, "target")
     links = [e for e in page.shown("#area .alink", text=target) if e.inside(AREA)]
@@ -231,6 +243,13 @@ def login_user(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     pairs = [(page.one("#username"), _field(ep, "username")),
              (page.one("#password"), _field(ep, "password"))]  # fmt: skip
     return _fill_then(page, pairs, page.one("#subbtn"), mem)
+
+
+@_solver("login-user-popup")
+def login_user_popup(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
+    """As login-user; a popup that may open when a field gets focus is cancelled."""
+    popup = page.shown("#popup-cancel")
+    return Press(popup[0]) if popup else login_user(page, ep, mem)
 
 
 @_solver("find-word")
@@ -329,7 +348,7 @@ def use_spinner(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
 
 
 # -- checkboxes and lists ----------------------------------------------------------------------
-@_solver("click-checkboxes", "click-checkboxes-large")
+@_solver("click-checkboxes", "click-checkboxes-large", "click-checkboxes-transfer")
 def click_checkboxes(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     wanted = {v for k, v in ep.fields.items() if k.startswith("target")}
     for label in page.shown("#area label"):

@@ -216,7 +216,7 @@ def _view(observe: Observe, env: MiniWoBEnv) -> dict[str, Any]:
         )
     if observe == "task":
         return {"region": env.task_rect()}
-    return {"window": WINDOW_CLASS}
+    return {"window": f"class={WINDOW_CLASS}"}
 
 
 def _agent_episode(
