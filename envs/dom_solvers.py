@@ -174,6 +174,30 @@ def _wrap(page: Page, handle: Any) -> El:
     return El(handle, "", "", None, None, (0, 0, 0, 0), False, True)
 
 
+@_solver("click-color")
+def click_color(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
+    color = _field(ep, "target")
+    for box in page.shown("#area .color"):
+        if box.handle.get_attribute("data-color") == color:
+            return Press(box)
+    raise OracleStuck(f"no {color!r} box")
+
+
+@_solver("identify-shape")
+def identify_shape(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
+    """The figure is one SVG shape or a text glyph (a letter or a digit)."""
+    glyph = page.all("#area_svg text")
+    if glyph:
+        kind = "digit" if glyph[0].text.isdigit() else "letter"
+    else:
+        tags = {e.tag for e in page.all("#area_svg circle, #area_svg rect, #area_svg polygon")}
+        names = {"circle": "circle", "rect": "rectangle", "polygon": "triangle"}
+        if len(tags) != 1:
+            raise OracleStuck(f"unreadable figure {sorted(tags)}")
+        kind = names[tags.pop()]
+    return Press(page.one(f'#area-buttons button[data-type="{kind}"]'))
+
+
 @_solver("click-widget")
 def click_widget(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     kind = _field(ep, "target")
@@ -250,6 +274,33 @@ def login_user_popup(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     """As login-user; a popup that may open when a field gets focus is cancelled."""
     popup = page.shown("#popup-cancel")
     return Press(popup[0]) if popup else login_user(page, ep, mem)
+
+
+@_solver("text-transform")
+def text_transform(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
+    text = page.one("#captcha").text.replace(" ", "")
+    return _fill_then(page, [(page.one("#tt"), text)], page.one("#subbtn"), mem)
+
+
+@_solver("use-autocomplete", "use-autocomplete-nodelay")
+def use_autocomplete(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
+    """Type the start, then pick the suggestion that also has the right end."""
+    start, end = _field(ep, "start"), ep.fields.get("end", "")
+    field = page.one("#tags")
+    if field.value and field.value.startswith(start) and field.value.endswith(end) and mem.get("picked"):
+        return Press(page.one("#subbtn"))
+    for item in page.shown("ul.ui-autocomplete li"):
+        if item.text.startswith(start) and item.text.endswith(end):
+            mem["picked"] = True
+            return Press(item)
+    if field.value != start:
+        step = _fill(field, start, mem)
+        if step is not None:
+            return step
+    if mem.get("waited", 0) > 3:
+        raise OracleStuck(f"no suggestion starts with {start!r} and ends with {end!r}")
+    mem["waited"] = mem.get("waited", 0) + 1
+    return Keys(("down",))  # opens the suggestions if they are not shown
 
 
 @_solver("find-word")
