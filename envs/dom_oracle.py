@@ -16,7 +16,6 @@ from the pointer), it is written as the family's own sequence (``mouse_move``, t
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pixelpilot.agent.actions import Click, Drag, Finish, Hotkey, Move, Point, Scroll, TypeText
@@ -72,6 +71,7 @@ class DomPolicy:
         if self.env.outcome().done:
             return Done()
         page = Page(self.env.driver)
+        page.wait_still(pause=0.0)
         intent = solver_for(ep.task)(page, ep, self.memory)
         # press where the element itself gets the click (another may overlap its centre)
         if isinstance(intent, Press) and intent.at is None:
@@ -220,7 +220,7 @@ class SeleniumActor:
             chain.scroll_from_origin(origin, 0, sign * intent.clicks * WHEEL_PX).perform()
         elif not isinstance(intent, Done):
             raise OracleStuck(f"cannot perform {intent!r}")
-        self._settle()
+        Page(self.driver).wait_still(self.settle_timeout)
 
     @staticmethod
     def _move(chain: Any, target: Any, point: tuple[float, float]) -> Any:
@@ -235,12 +235,3 @@ class SeleniumActor:
 
         attr = _SELENIUM_KEYS.get(name)
         return getattr(SK, attr) if attr else name
-
-    def _settle(self) -> None:
-        """Until jQuery animations (dialogs, accordions) have finished, as a screen settles."""
-        deadline = time.monotonic() + self.settle_timeout
-        time.sleep(0.02)
-        while time.monotonic() < deadline and self.driver.execute_script(
-            "return window.jQuery ? jQuery(':animated').length : 0;"
-        ):
-            time.sleep(0.02)

@@ -9,6 +9,7 @@ Coordinates are CSS pixels of the page's viewport (device scale factor 1).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -97,6 +98,14 @@ class Page:
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
 
+    def wait_still(self, timeout: float = 1.0, pause: float = 0.02) -> None:
+        """Until the page's jQuery animations (dialogs, accordions, menus) have finished: a
+        careful person waits for the page to stop moving before reading where things are."""
+        deadline = time.monotonic() + timeout
+        time.sleep(pause)  # after input: give the handlers a moment to start an animation
+        while time.monotonic() < deadline and self.driver.execute_script(_ANIMATED_JS):
+            time.sleep(0.02)
+
     def hit_point(self, el: El) -> tuple[float, float]:
         """A point where ``el`` itself receives a click: the centre of its widest line box (a
         link wrapped over two lines has two), unless something covers it there (overlapping
@@ -104,6 +113,8 @@ class Page:
         got = self.driver.execute_script(_HIT_JS, el.handle)
         return (float(got[0]), float(got[1])) if got else el.center
 
+
+_ANIMATED_JS = "return window.jQuery ? jQuery(':animated').length : 0;"
 
 _HIT_JS = """
 var e = arguments[0], r = e.getBoundingClientRect(), pts = [];
