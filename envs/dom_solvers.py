@@ -287,7 +287,12 @@ def use_autocomplete(page: Page, ep: Episode, mem: dict[str, Any]) -> Intent:
     """Type the start, then pick the suggestion that also has the right end."""
     start, end = _field(ep, "start"), ep.fields.get("end", "")
     field = page.one("#tags")
-    if field.value and field.value.startswith(start) and field.value.endswith(end) and mem.get("picked"):
+    if (
+        field.value
+        and field.value.startswith(start)
+        and field.value.endswith(end)
+        and mem.get("picked")
+    ):
         return Press(page.one("#subbtn"))
     for item in page.shown("ul.ui-autocomplete li"):
         if item.text.startswith(start) and item.text.endswith(end):
