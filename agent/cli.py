@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from pixelpilot.agent.cli_bench import bench_app
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_scenario import run_files, scenario_app
 from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt, describe_step
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.add_typer(scenario_app, name="scenario")
 register_trajectory_commands(app)  # view, eval, export, replay
 app.add_typer(model_app, name="model")
+app.add_typer(bench_app, name="bench")
 out = Console(highlight=False, soft_wrap=True)
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"

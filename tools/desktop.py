@@ -219,6 +219,11 @@ class DesktopDevice(Device):
         self._geometry: ScreenGeometry | None = None
         self._lost = False
         self._last: bytes | None = None
+        self.waited: dict[str, float] = {"observe": 0.0, "execute": 0.0, "image": 0.0}
+        """Seconds the last observe and execute spent waiting for the screen to settle (polling
+        grabs and sleeps, typing's pauses between chunks): not SDK work, reported apart; and
+        ``image``: the last observe's conversion of the grab into an image."""
+        self._grab_s = 0.0
 
     @property
     def display(self) -> str:
@@ -310,7 +315,9 @@ class DesktopDevice(Device):
     def _wait_for_drawing(self) -> None:
         """Until the screen changed since the last grab and then settled (bounded): the app has
         handled the input sent so far."""
+        t0 = time.perf_counter()
         self._last = self._settle(self._last, self.settle_timeout)[0].raw
+        self.waited["execute"] += time.perf_counter() - t0
 
     def _settle(
         self, before: bytes | None, change_timeout: float
@@ -339,6 +346,7 @@ class DesktopDevice(Device):
     def _grab(self) -> Any:
         """One mss grab of the view; updates the geometry (scale = physical / logical)."""
         box = self._box()
+        t0 = time.perf_counter()
         try:
             shot = self._sct.grab(box)
         except Exception as exc:
@@ -350,6 +358,7 @@ class DesktopDevice(Device):
             scale=shot.width / box["width"],
             origin=(float(box["left"]), float(box["top"])),
         )
+        self._grab_s = time.perf_counter() - t0
         return shot
 
     def _box(self) -> dict[str, int]:
@@ -383,9 +392,14 @@ class DesktopDevice(Device):
         if self._lost:
             raise DeviceLost(f"X display {self._display} is gone")
         before, self._acted = (self._last if self._acted else None), False
+        t0 = time.perf_counter()
         shot, grabs, changed, settled = self._settle(before, self.change_timeout)
+        # all but the last grab only waited for the screen to settle
+        self.waited["observe"] = time.perf_counter() - t0 - self._grab_s
         self._last = shot.raw
+        t1 = time.perf_counter()
         image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
+        self.waited["image"] = time.perf_counter() - t1
         extra = {"settled": settled, "grabs": grabs, "changed": changed}
         return Observation(image=image, geometry=self.geometry, extra=extra)
 
@@ -397,6 +411,7 @@ class DesktopDevice(Device):
         pag = load_pyautogui(self._display or "")
         geom = self.geometry
         done_action = action
+        self.waited["execute"] = 0.0
         try:
             pointer = None
             if (isinstance(action, Drag) and action.start is None) or (
