@@ -32,9 +32,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from pixelpilot.agent.actions import Action
 from pixelpilot.agent.errors import UserError
+from pixelpilot.agent.trajectory_compat import FORMAT_VERSION, read_step_objects, upgrade
 from pixelpilot.tools.base import Executed
 
-FORMAT_VERSION = 1
 Status = Literal["success", "failure", "step_budget", "time_budget", "error"]
 
 
@@ -243,8 +243,6 @@ def load_trajectory(path: str | os.PathLike[str]) -> Trajectory:
         raw_meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{meta_file}: not valid JSON ({exc})") from None
-    from pixelpilot.agent.trajectory_compat import read_step_objects, upgrade
-
     step_objs, truncated = read_step_objects(root)
     raw_meta, step_objs = upgrade(raw_meta, step_objs)  # any written version -> this one
     meta = RunMeta.model_validate(raw_meta)

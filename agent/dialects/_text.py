@@ -84,6 +84,7 @@ def json_object(text: str, where: str, example: str, exact: bool = False) -> dic
     if exact and text[end:].strip():
         extra = snippet(text[end:].strip(), 20)
         raise ParseError(f"{where} has text after the JSON object ({extra}); write only {example}")
+    assert isinstance(obj, dict)  # it started with "{"
     return obj
 
 

@@ -200,7 +200,7 @@ class OSAtlasDialect(LegacyDialect):
                 direction = need().strip().lower()
                 if direction not in ("up", "down", "left", "right"):
                     raise ParseError(f"SCROLL [{value}]: the direction is UP, DOWN, LEFT or RIGHT")
-                return Scroll(direction=direction)  # type: ignore[arg-type]
+                return Scroll(direction=direction)
             case "HOTKEY":
                 return Hotkey(keys=split_keys([need().strip()]))
             case "LONG_PRESS":
@@ -208,7 +208,7 @@ class OSAtlasDialect(LegacyDialect):
             case "OPEN_APP":
                 return OpenApp(app=need().strip())
             case "PRESS_BACK" | "PRESS_HOME" | "PRESS_MENU":
-                return SystemButton(button=_BUTTONS[verb])  # type: ignore[arg-type]
+                return SystemButton(button=_BUTTONS[verb])
             case "ENTER":
                 return Hotkey(keys=["enter"])
             case "PICK":
@@ -219,7 +219,7 @@ class OSAtlasDialect(LegacyDialect):
                 state = need().strip().lower()
                 if state not in ("open", "close"):
                     raise ParseError(f"GRIPPER [{value}]: write GRIPPER [OPEN] or GRIPPER [CLOSE]")
-                return Gripper(state=state)  # type: ignore[arg-type]
+                return Gripper(state=state)
             case "MOVE_EFFECTOR":
                 return MoveEffector(point=pts[0], height=_number(value, verb, 0.15))
             case "HOME":

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from pixelpilot.agent.actions import BY_KIND, Point, Space
+from pixelpilot.agent.actions import Click, Point, Space, Tap
 from pixelpilot.agent.dialects._text import snippet
 from pixelpilot.agent.dialects.base import StepContext, Turn
 from pixelpilot.agent.dialects.engine import TableDialect
@@ -192,12 +192,13 @@ class Qwen2VLDialect(TableDialect):
         point = _grounding_point(text_)
         if point is None:
             return super().no_call(text_, ctx)
-        kind = "click" if "click" in ctx.kinds else "tap" if "tap" in ctx.kinds else None
-        if kind is None:
-            raise ParseError(
-                f"a box is not an action on this device; call one of: {', '.join(self.offered(ctx))}"
-            )
-        return BY_KIND[kind](point=point)
+        if "click" in ctx.kinds:
+            return Click(point=point)
+        if "tap" in ctx.kinds:
+            return Tap(point=point)
+        raise ParseError(
+            f"a box is not an action on this device; call one of: {', '.join(self.offered(ctx))}"
+        )
 
 
 def _strip_refs(s: str) -> str:

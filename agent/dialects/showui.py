@@ -205,7 +205,7 @@ class ShowUIDialect(LegacyDialect):
             case "ENTER":
                 return Hotkey(keys=["enter"])
             case "SCROLL":
-                return Scroll(direction=_direction(verb, text))  # type: ignore[arg-type]
+                return Scroll(direction=_direction(verb, text))
             case "SWIPE":
                 return _swipe(_direction(verb, text), pts[0] if pts else None, self.space)
             case "ANSWER":
@@ -226,7 +226,7 @@ class ShowUIDialect(LegacyDialect):
                 button = text.strip().lower()
                 if button not in ("back", "home", "menu", "enter"):
                     raise ParseError(f"PRESS value {text!r}: use back, home or menu")
-                return SystemButton(button=button)  # type: ignore[arg-type]
+                return SystemButton(button=button)
             case "OPEN_APP":
                 return OpenApp(app=text.strip())
             case "PICK":
@@ -237,7 +237,7 @@ class ShowUIDialect(LegacyDialect):
                 state = text.strip().lower()
                 if state not in ("open", "close"):
                     raise ParseError(f"GRIPPER value {text!r}: use open or close")
-                return Gripper(state=state)  # type: ignore[arg-type]
+                return Gripper(state=state)
             case "MOVE_EFFECTOR":
                 height = _height(text)
                 return MoveEffector(point=pts[0], height=height)
