@@ -48,6 +48,12 @@ def clean(raw: str) -> str:
     return text.strip()
 
 
+def starts_line(text: str, pos: int) -> bool:
+    """Whether only blanks (at most 64) come between the line's start and ``pos``."""
+    start = max(text.rfind("\n", max(pos - 65, 0), pos) + 1, pos - 64)
+    return (start == 0 or text[start - 1] == "\n") and not text[start:pos].strip(" \t")
+
+
 def snippet(text: str, n: int = 40) -> str:
     """A short one-line quotation of model text for an error message."""
     return repr(text if len(text) <= n else text[:n] + "...")

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from pixelpilot.agent.dialects._text import starts_line
 from pixelpilot.agent.dialects.lark import LINE_BANNED, int_range_regex, lark_str, value_regex
 from pixelpilot.agent.dialects.syntax import CALL_CHARS, GrammarSpec, RawCall, Syntax, number
 from pixelpilot.agent.dialects.table import Arg, Verb
@@ -40,7 +41,7 @@ def _last_mark(text: str) -> int:
         if pos < 0:
             return -1
         m = _MARK_AT.match(low, pos)
-        if m is not None and not low[low.rfind("\n", 0, pos) + 1 : pos].strip(" \t"):
+        if m is not None and starts_line(low, pos):
             return m.end()
     m = _MARK.match(text)
     return m.end() if m is not None else -1
