@@ -7,7 +7,8 @@ qwen-agent 0.0.15 = QwenLM/Qwen-Agent@c0349d064a1924866788ab9aa04a4e4ecea8d041):
 
 - system: Qwen-Agent's default system message ``You are a helpful assistant.``, then
   ``\\n\\n`` and the tool block (``# Tools`` ... one ``### name`` description per tool ... the
-  ``✿FUNCTION✿``/``✿ARGS✿``/``✿RESULT✿``/``✿RETURN✿`` format lines, non-parallel, English);
+  ``✿FUNCTION✿``/``✿ARGS✿``/``✿RESULT✿``/``✿RETURN✿`` format lines, non-parallel; in Chinese
+  when the task holds a CJK ideograph, as Qwen-Agent decides);
 - user: the task, then the first screenshot;
 - from the second step on, ONE assistant turn that the model continues: each earlier call
   (``✿FUNCTION✿: name\\n✿ARGS✿: {...}``, after its thought) followed by its result
