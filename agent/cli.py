@@ -19,9 +19,12 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from pixelpilot.agent.cli_bench import bench_app
+from pixelpilot.agent.cli_common import display as _display
+from pixelpilot.agent.cli_common import out
+from pixelpilot.agent.cli_common import progress as _progress
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_scenario import run_files, scenario_app
-from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt, describe_step
+from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
 from pixelpilot.agent.geometry import PixelBudget
@@ -37,32 +40,8 @@ app.add_typer(scenario_app, name="scenario")
 register_trajectory_commands(app)  # view, eval, export, replay
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
-out = Console(highlight=False, soft_wrap=True)
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"
-
-
-def _progress(step: Any) -> None:
-    """One line per step: what was done, where, how long each stage took."""
-    t = step.timings
-    retry = f" [red]{step.retries} rejected[/]" if step.retries else ""
-    if step.error:
-        what = f"[red]error: {escape(step.error)}[/]"
-    elif step.action is None:
-        last = step.attempts[-1].error if step.attempts else ""
-        what = f"[red]no valid action[/] ({escape(last or '')})"
-    else:
-        what = describe_step(step)
-    stages = " ".join(
-        f"{k} {t.get(k, 0) * 1000:.0f}ms" for k in ("capture", "generate", "parse", "execute")
-    )
-    out.print(f"step {step.index:>2}  {what}{retry}  [dim]{stages}[/]")
-
-
-def _display(width: int, height: int):
-    from pixelpilot.tools.xvfb import default_wm, ensure_display
-
-    return ensure_display(width, height, wm=default_wm())
 
 
 @app.command()
@@ -82,8 +61,19 @@ def run(
     ] = "tiny",
     dialect: Annotated[
         str | None,
-        typer.Option(help="qwen2vl | qwen25vl | uitars | uitars-1.5 (default: the model's own)"),
+        typer.Option(
+            help="qwen2vl | qwen25vl | uitars | uitars-1.5 | osatlas | showui "
+            "(default: the model's own)"
+        ),
     ] = None,
+    official: Annotated[
+        bool,
+        typer.Option(
+            "--official",
+            help="The family's official format only: no retry feedback, no extra verbs "
+            "(ask_user, ...), no notes where the family has no slot (docs/models.md).",
+        ),
+    ] = False,
     device: Annotated[str | None, typer.Option(help=f"{DEVICE_HELP} (default: desktop)")] = None,
     scenario: Annotated[
         Path | None,
@@ -132,7 +122,7 @@ def run(
     finished with success and the checks hold. With --resume, a killed or budget-ended run
     goes on in its own directory."""
     from pixelpilot.agent import resume as r
-    from pixelpilot.agent.dialects import get_dialect
+    from pixelpilot.agent.dialects import Fidelity, get_dialect
     from pixelpilot.agent.loop import Budgets
     from pixelpilot.agent.secrets import Secrets
     from pixelpilot.scenarios.spec import load_scenario
@@ -162,7 +152,8 @@ def run(
         if isinstance(the_device, AndroidDevice):  # a password field shows its last character
             the_device.blur_passwords = True
     recorded = traj.meta.dialect if traj is not None else None
-    the_dialect = get_dialect(dialect or recorded or default_dialect(model))
+    fidelity = Fidelity.official() if official else Fidelity()
+    the_dialect = get_dialect(dialect or recorded or default_dialect(model), fidelity)
     if traj is not None:
         r.check_fit(traj, the_dialect.name, the_device.kind)
     options: dict[str, Any] = {}

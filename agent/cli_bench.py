@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pixelpilot.agent.cli_common import out
 from pixelpilot.agent.errors import ConfigError, UserError
 from pixelpilot.agent.geometry import PixelBudget
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks with their own success checks.")
-out = Console(highlight=False, soft_wrap=True)
 ORACLE = "dom-oracle"
 
 

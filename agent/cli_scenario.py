@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from pixelpilot.agent.cli_common import display as _display
+from pixelpilot.agent.cli_common import out
+from pixelpilot.agent.cli_common import progress as _progress
 from pixelpilot.agent.errors import UserError
 
 scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenario files.")
-out = Console(highlight=False, soft_wrap=True)
 DEFAULT_RUNS = Path("runs")
 
 
@@ -111,7 +112,6 @@ def scenario_list(
 
 
 def run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True) -> None:
-    from pixelpilot.agent.cli import _display, _progress  # the run commands' own helpers
     from pixelpilot.scenarios.runner import run_scenario
     from pixelpilot.scenarios.spec import load_scenario
 

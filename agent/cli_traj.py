@@ -11,17 +11,15 @@ from __future__ import annotations
 import contextlib
 import webbrowser
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from pixelpilot.agent.actions import points
+from pixelpilot.agent.cli_common import describe_step, display, out
 from pixelpilot.agent.errors import UserError
 from pixelpilot.scenarios.targets import DEVICE_HELP, TARGET_HELP
 
-out = Console(highlight=False, soft_wrap=True)
 SecretOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -34,20 +32,6 @@ SecretsFileOpt = Annotated[
     list[Path] | None,
     typer.Option("--secrets-file", help="Secrets as .env lines (NAME=VALUE) or a YAML mapping."),
 ]
-
-
-def describe_step(step: Any) -> str:
-    """A step's action in one line of rich markup: kind, text or keys, points in pixels."""
-    a, d = step.action, step.device_action
-    where = " ".join(f"({p.x:g},{p.y:g})px" for p in points(d))
-    extra = ""
-    if a.kind == "type":
-        extra = f" {a.text!r}"
-    elif a.kind == "hotkey":
-        extra = " " + "+".join(a.keys)
-    elif a.kind == "finish":
-        extra = f" {a.status} {a.answer!r}" if a.answer else f" {a.status}"
-    return f"[bold]{a.kind}[/]{escape(extra)} {where}".rstrip()
 
 
 def _dirs(paths: list[Path]) -> list[Path]:
@@ -185,7 +169,6 @@ def replay_cmd(
     from pixelpilot.agent.trajectory import load_trajectory
     from pixelpilot.scenarios.targets import builtin_target, open_device, open_target
     from pixelpilot.scenarios.targets import suggest_target as suggest
-    from pixelpilot.tools.xvfb import ensure_display
 
     traj = load_trajectory(trajectory)
     hint = suggest(traj.meta.extra.get("target"))
@@ -203,11 +186,11 @@ def replay_cmd(
                 target, screen=size if all(size) else None, recorded=traj.meta.extra.get("target")
             )
             if spec.kind == "desktop":
-                stack.enter_context(ensure_display(*spec.screen))
+                stack.enter_context(display(*spec.screen))
             dev = stack.enter_context(open_target(spec, name=target)).device
         elif device is not None:
             if device.startswith("desktop") and all(size):
-                stack.enter_context(ensure_display(*size))  # only when no display is set
+                stack.enter_context(display(*size))  # only when no display is set
             dev = stack.enter_context(open_device(device))
         if hint and target != hint:
             out.print(f"[dim]recorded on the built-in target {escape(hint)}[/]")

@@ -18,8 +18,30 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import assert_never
 
-from pixelpilot.agent.actions import Action
+from pixelpilot.agent.actions import (
+    Action,
+    AskUser,
+    Click,
+    Drag,
+    Finish,
+    Gripper,
+    Home,
+    Hotkey,
+    LongPress,
+    Move,
+    MoveEffector,
+    OpenApp,
+    Pick,
+    Place,
+    Scroll,
+    Swipe,
+    SystemButton,
+    Tap,
+    TypeText,
+    Wait,
+)
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
 from pixelpilot.agent.errors import DeviceError, ModelError, ModelRetry
@@ -108,7 +130,7 @@ class Agent:
         """Continue a killed or budget-ended run from its last recorded step, with the history
         rebuilt from the record, appending to its trajectory (step numbers go on; the budgets
         count this session). With no recorder given, the run's own directory records it."""
-        from pixelpilot.agent import resume as r
+        import pixelpilot.agent.resume as r
 
         traj = r.resumable(trajectory)
         r.check_fit(traj, self.dialect.name, self.device.kind)
@@ -249,16 +271,24 @@ class Agent:
     ) -> tuple[_EndRun | None, str]:
         """Carry out one accepted action: (how the run ends or None, the note the model is told
         about it beyond its family's own format: "" for nothing)."""
-        if action.kind == "finish":
-            end = _EndRun(action.status, f"the model finished ({action.status})", action.answer)
-            return end, ""
-        if action.kind == "ask_user":
-            if self.ask_user is None:
-                reason = f"the model asked the user {action.question!r} and no one can answer"
-                return _EndRun("failure", reason), ""
-            return None, f"The user answered: {self.ask_user(action.question)}"
-        step.executed = self.secrets.execute(self.device, device_action)
-        return None, step.executed.note  # e.g. a robot's "grasped nothing"
+        match action:
+            case Finish():
+                reason = f"the model finished ({action.status})"
+                return _EndRun(action.status, reason, action.answer), ""
+            case AskUser():
+                if self.ask_user is None:
+                    reason = f"the model asked the user {action.question!r} and no one can answer"
+                    return _EndRun("failure", reason), ""
+                return None, f"The user answered: {self.ask_user(action.question)}"
+            case (
+                Click() | Move() | Drag() | Scroll() | TypeText() | Hotkey() | Wait() | Tap()
+                | LongPress() | Swipe() | SystemButton() | OpenApp() | Pick() | Place()
+                | Gripper() | MoveEffector() | Home()
+            ):  # fmt: skip
+                step.executed = self.secrets.execute(self.device, device_action)
+                return None, step.executed.note  # e.g. a robot's "grasped nothing"
+            case _:
+                assert_never(action)
 
     def _record(self, step: StepRecord, obs: Observation | None) -> StepRecord:
         t0 = time.perf_counter()

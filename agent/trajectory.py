@@ -35,9 +35,9 @@ from pydantic_core import PydanticSerializationError
 
 from pixelpilot.agent.actions import Action
 from pixelpilot.agent.errors import ConfigError, UserError
+from pixelpilot.agent.trajectory_compat import FORMAT_VERSION, read_step_objects, upgrade
 from pixelpilot.tools.base import Executed
 
-FORMAT_VERSION = 1
 Status = Literal["success", "failure", "step_budget", "time_budget", "error"]
 
 
@@ -412,8 +412,6 @@ def load_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     raw_meta = _read_json(root, "run.json")
     if not isinstance(raw_meta, dict):
         raise UserError(f"{root / 'run.json'}: not a run description (a JSON object)")
-    from pixelpilot.agent.trajectory_compat import read_step_objects, upgrade
-
     inside(root, "steps.jsonl", "steps.jsonl")
     step_objs, truncated = read_step_objects(root)
     raw_meta, step_objs = upgrade(raw_meta, step_objs)  # any written version -> this one

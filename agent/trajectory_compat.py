@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.agent.errors import UserError
-from pixelpilot.agent.trajectory import FORMAT_VERSION
+
+FORMAT_VERSION = 1
+"""The trajectory format written today (``trajectory`` re-exports it)."""
 
 Upgrade = Callable[
     [dict[str, Any], list[dict[str, Any]]], tuple[dict[str, Any], list[dict[str, Any]]]

@@ -300,3 +300,12 @@ def test_replay_a_robot_scenario_run_on_a_fresh_scene(tmp_path):
     r = cli("replay", str(run), "--target", "scene:tray", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"replayed {len(executed)} actions" in r.stdout and "pick" in r.stdout
+
+
+def test_official_turns_the_project_additions_off(display, tmp_path):
+    """--official: ask_user (a project addition for qwen2vl) is neither offered nor read."""
+    ask = '✿FUNCTION✿: ask_user\n✿ARGS✿: {"question": "Which button?"}'
+    model = script(tmp_path, [ask])
+    r = cli("run", "x", "--model", model, "--dialect", "qwen2vl", "--official",
+            "--max-retries", "0", "--out", str(tmp_path))  # fmt: skip
+    assert r.returncode == 1 and "'ask_user' is not available" in r.stdout, r.stdout + r.stderr
