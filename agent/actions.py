@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -229,7 +230,10 @@ def points(action: _Action) -> list[Point]:
     return out
 
 
-def map_points(action: _Action, fn: Any) -> Any:
+A = TypeVar("A", bound=_Action)
+
+
+def map_points(action: A, fn: Callable[[Point], Point]) -> A:
     """A copy of ``action`` with every point replaced by ``fn(point)``."""
     update = {
         name: fn(getattr(action, name))
@@ -245,7 +249,10 @@ def arguments_schema(kind: str, bounds: tuple[float, float] | None = None) -> di
     ``bounds`` limits each coordinate (e.g. (0, 1000) for norm1000), for prompts and grammars.
     Generated once per (kind, bounds); each call returns a fresh copy the caller may change.
     """
-    return json.loads(_arguments_schema_json(kind, None if bounds is None else tuple(bounds)))
+    out: dict[str, Any] = json.loads(
+        _arguments_schema_json(kind, None if bounds is None else (bounds[0], bounds[1]))
+    )
+    return out
 
 
 @functools.cache
@@ -274,7 +281,9 @@ def _arguments_schema_json(kind: str, bounds: tuple[float, float] | None) -> str
     return json.dumps(out)
 
 
-def tool_specs(kinds: frozenset[str] | set[str], bounds: tuple[float, float] | None = None):
+def tool_specs(
+    kinds: frozenset[str] | set[str], bounds: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
     """One function spec (name, description, parameters) per action kind, in union order."""
     specs = []
     for cls in ACTION_TYPES:

@@ -44,7 +44,7 @@ from pixelpilot.agent.dialects import (
     register_dialect,
 )
 from pixelpilot.agent.dialects.base import NET
-from pixelpilot.agent.dialects.check import contexts
+from pixelpilot.agent.dialects.check import contexts, megabyte_answers
 from pixelpilot.agent.dialects.layout import chat_layout
 from pixelpilot.agent.dialects.syntax_pycall import PyCallSyntax, unescape
 from pixelpilot.agent.dialects.syntax_pydict import PyDictSyntax
@@ -366,41 +366,53 @@ def test_parse_net_never_fires_on_the_adversarial_sets() -> None:
     assert sum(NET.values()) == before
 
 
-MEGABYTE = 1 << 20
-
-
-def _generators() -> dict[str, str]:
-    """1 MB adversarial answers, one per failure seen in the field or built to hit a scanner."""
-    return {
-        "json nested": '✿FUNCTION✿: click\n✿ARGS✿: {"point": ' + "[" * MEGABYTE,
-        "tool_call nested": '<tool_call>\n{"name": "x", "arguments": ' + "{" * MEGABYTE,
-        "dict nested": "{'action': 'CLICK', 'position': " + "[" * MEGABYTE,
-        "huge coordinate": '✿FUNCTION✿: click\n✿ARGS✿: {"point": [' + "9" * 309 + ", 5]}",
-        "box starts": "<|box_start|>" * (MEGABYTE // 13),
-        "object refs": "<|object_ref_start|>" * (MEGABYTE // 20),
-        "action markers": "Action: click(" * (MEGABYTE // 14),
-        "quotes": "Action: type(content='" + "'" * MEGABYTE,
-        "backslashes": "Action: type(content='" + "\\" * MEGABYTE + "')",
-        "spaces then quotes": "Action: type(content='" + " '" * (MEGABYTE // 2),
-        "points": "actions:\nDRAG " + "<point>[[" * (MEGABYTE // 9),
-        "brackets": "actions:\nTYPE " + "[" * MEGABYTE,
-        "dict quotes": "{'action': 'INPUT', 'value': '" + "\\'" * (MEGABYTE // 2),
-        "markers": "✿FUNCTION✿: ✿ARGS✿: ✿RESULT✿" * (MEGABYTE // 30),
-        "digits": "(" + "1" * MEGABYTE + ",",
-        "prose": "I think " * (MEGABYTE // 8),
-    }
-
-
 def test_a_megabyte_of_adversarial_text_parses_in_linear_time() -> None:
-    """Every dialect, every generator: an Action or a ParseError, in under 50 ms."""
+    """Every dialect, every generator: an Action or a ParseError, in under 50 ms (the best of 3
+    runs: the machine may be shared; ``bench/bench_parse.py`` prints the figures)."""
     slow = []
     for dialect in _dialects():
         ctx = CTX["desktop"] if dialect.offered(CTX["desktop"]) else CTX["mobile"]
-        for what, text in _generators().items():
-            t0 = time.perf_counter()
-            with contextlib.suppress(ParseError):
-                dialect.parse(text, ctx)
-            spent = time.perf_counter() - t0
-            if spent > 0.05:
-                slow.append(f"{dialect.name} / {what}: {spent * 1000:.0f} ms")
+        for what, text in megabyte_answers().items():
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                with contextlib.suppress(ParseError):
+                    dialect.parse(text, ctx)
+                best = min(best, time.perf_counter() - t0)
+            if best > 0.05:
+                slow.append(f"{dialect.name} / {what}: {best * 1000:.0f} ms")
     assert not slow, slow
+
+
+def test_the_docs_example_family_passes_check_dialect(qwen_tok: Any) -> None:
+    """docs/dialects.md's one-file family, run as written."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "dialects.md").read_text("utf-8")
+    (code,) = re.findall(r"```python\n# myfamily.py\n(.*?)```", doc, re.S)
+    exec(compile(code, "docs/dialects.md", "exec"), {})  # our own docs, not model text
+    report = check_dialect(get_dialect("myfamily"), tokenizer=qwen_tok, vocab_size=QWEN_VOCAB_SIZE)
+    assert report.round_trips >= 10 and report.admitted == report.round_trips
+
+
+def test_adding_a_verb_is_one_table_entry(qwen_tok: Any) -> None:
+    """``triple_click`` in one line: parse, format, offered verbs, prompt line and grammar."""
+
+    class WithTriple(PyFamily):
+        verbs = (
+            *PyFamily.verbs,
+            Verb("triple_click", "click", (PyFamily.BOX,), {"count": 3}, devices=D,
+                 line="triple_click(start_box='<|box_start|>(x1,y1)<|box_end|>')"),
+        )  # fmt: skip
+
+    dialect, ctx = WithTriple(), CTX["desktop"]
+    triple = Click(point=N(5, 6), count=3)
+    text = "Thought: I do it.\nAction: triple_click(start_box='<|box_start|>(5,6)<|box_end|>')"
+    assert dialect.format(triple, ctx) == text and dialect.parse(text, ctx) == triple
+    assert "triple_click" in dialect.offered(ctx) and '"triple_click("' in dialect.grammar(ctx)
+    assert (
+        "triple_click(start_box="
+        in dialect.build_prompt("t", [], Image.new("RGB", (8, 8)), ctx).messages[0].text
+    )
+    check_dialect(dialect, tokenizer=qwen_tok, vocab_size=QWEN_VOCAB_SIZE)

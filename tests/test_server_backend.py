@@ -478,3 +478,38 @@ def test_garbage_server_ends_the_run_with_error(desktop, tmp_path) -> None:
     assert result.status == "error" and "answered garbage" in result.reason
     assert len(srv.requests) == 2
     assert load_trajectory(tmp_path / "r").status == "error"
+
+
+def test_a_continued_turn_with_several_screenshots() -> None:
+    """qwen2vl after two steps: three screenshots, the assistant turn continued through vLLM's
+    continue_final_message; a server that refuses the extra fields gets Qwen-Agent's own
+    OpenAI-server layout instead (the turn merged into the user message)."""
+    from pixelpilot.agent.dialects import Turn
+
+    shots = [screenshot(), screenshot(), screenshot()]
+    history = [
+        Turn(raw='✿FUNCTION✿: click\n✿ARGS✿: {"point": [500, 500]}', image=shots[0]),
+        Turn(raw=': \n✿FUNCTION✿: type\n✿ARGS✿: {"text": "hi"}', image=shots[1], note="ok"),
+    ]
+    p = get_dialect("qwen2vl").build_prompt("Click the blue box", history, shots[2], CTX)
+    assert p.continue_final and len(p.images) == 3
+    refuse = Reply(422, {"detail": "Unexpected fields: {'continue_final_message', 'top_k'}"})
+    answer = Reply(body=completion(': \n✿FUNCTION✿: finish\n✿ARGS✿: {}'))
+    with FakeServer(Reply(body=completion("x")), refuse, answer) as srv:
+        vllm = fake_model(srv, constrain="none")
+        vllm.generate(p)
+        other = fake_model(srv, constrain="none")
+        gen = other.generate(p)
+        again = other.generate(p)
+    first, refused, merged, later = (b for _, b in srv.requests)
+    assert first["continue_final_message"] and first["add_generation_prompt"] is False
+    assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant"]
+    assert refused == first  # the same request, refused
+    assert "continue_final_message" not in merged and "top_k" not in merged
+    assert [m["role"] for m in merged["messages"]] == ["system", "user"]
+    parts = merged["messages"][1]["content"]
+    assert {"type": "text", "text": "\n\n"} in parts  # Qwen-Agent's join
+    assert sum(part["type"] == "image_url" for part in parts) == 3
+    assert later == merged  # remembered: no second refusal
+    assert gen.timings["encode"] > 0 and again.timings["encode"] == 0.0  # each image once
+    assert get_dialect("qwen2vl").parse(gen.text, CTX).kind == "finish"

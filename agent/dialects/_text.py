@@ -48,6 +48,12 @@ def clean(raw: str) -> str:
     return text.strip()
 
 
+def starts_line(text: str, pos: int) -> bool:
+    """Whether only blanks (at most 64) come between the line's start and ``pos``."""
+    start = max(text.rfind("\n", max(pos - 65, 0), pos) + 1, pos - 64)
+    return (start == 0 or text[start - 1] == "\n") and not text[start:pos].strip(" \t")
+
+
 def snippet(text: str, n: int = 40) -> str:
     """A short one-line quotation of model text for an error message."""
     return repr(text if len(text) <= n else text[:n] + "...")
@@ -84,6 +90,7 @@ def json_object(text: str, where: str, example: str, exact: bool = False) -> dic
     if exact and text[end:].strip():
         extra = snippet(text[end:].strip(), 20)
         raise ParseError(f"{where} has text after the JSON object ({extra}); write only {example}")
+    assert isinstance(obj, dict)  # it started with "{"
     return obj
 
 

@@ -41,7 +41,13 @@ from pixelpilot.agent.dialects.table import NO_DEFAULT, Arg, Verb, field_default
 from pixelpilot.agent.errors import ParseError
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry
 
-__all__ = ["CheckReport", "adversarial", "check_dialect", "contexts"]
+__all__ = [
+    "CheckReport",
+    "adversarial",
+    "check_dialect",
+    "contexts",
+    "megabyte_answers",
+]
 
 TEXTS = ("a", 'Zoë — 東京 ✓ said "hi" & it\'s [C:\\tmp]; 100% {ok}')
 SCREENS = {"desktop": (1920, 1080), "mobile": (1080, 2400), "robot": (640, 480)}
@@ -318,6 +324,32 @@ def adversarial(dialect: Dialect, ctx: StepContext, size: int = 20_000) -> Itera
         yield text.replace("0", "9" * 309).replace("5", "1e999")
         yield text * max(size // max(len(text), 1), 1)
         yield text.replace("[", "[" * 2000).replace("{", "{" * 2000)
+
+
+MEGABYTE = 1 << 20
+"""One mebibyte."""
+
+
+def megabyte_answers() -> dict[str, str]:
+    """1 MB adversarial answers, one per failure seen in the field or built to hit a scanner."""
+    return {
+        "json nested": '✿FUNCTION✿: click\n✿ARGS✿: {"point": ' + "[" * MEGABYTE,
+        "tool_call nested": '<tool_call>\n{"name": "x", "arguments": ' + "{" * MEGABYTE,
+        "dict nested": "{'action': 'CLICK', 'position': " + "[" * MEGABYTE,
+        "huge coordinate": '✿FUNCTION✿: click\n✿ARGS✿: {"point": [' + "9" * 309 + ", 5]}",
+        "box starts": "<|box_start|>" * (MEGABYTE // 13),
+        "object refs": "<|object_ref_start|>" * (MEGABYTE // 20),
+        "action markers": "Action: click(" * (MEGABYTE // 14),
+        "quotes": "Action: type(content='" + "'" * MEGABYTE,
+        "backslashes": "Action: type(content='" + "\\" * MEGABYTE + "')",
+        "spaces then quotes": "Action: type(content='" + " '" * (MEGABYTE // 2),
+        "points": "actions:\nDRAG " + "<point>[[" * (MEGABYTE // 9),
+        "brackets": "actions:\nTYPE " + "[" * MEGABYTE,
+        "dict quotes": "{'action': 'INPUT', 'value': '" + "\\'" * (MEGABYTE // 2),
+        "markers": "✿FUNCTION✿: ✿ARGS✿: ✿RESULT✿" * (MEGABYTE // 30),
+        "digits": "(" + "1" * MEGABYTE + ",",
+        "prose": "I think " * (MEGABYTE // 8),
+    }
 
 
 def _check_adversarial(dialect: Dialect, ctxs: dict[str, StepContext], report: CheckReport) -> None:

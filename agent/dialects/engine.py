@@ -16,7 +16,7 @@ answer's length; every refusal is a one-line ParseError for the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
 from pydantic import ValidationError
 
@@ -121,17 +121,17 @@ class TableDialect(Dialect):
         fields: dict[str, Any] = dict(verb.fixed)
         example = self.syntax.example(verb)
         named: dict[str, Arg] = {}
-        for key in call.args:
-            arg = verb.arg(key)
-            if arg is None or arg.name == "":
-                raise ParseError(f"{verb.name}: unexpected argument {key!r}; write {example}")
-            if arg.name in named:
-                raise ParseError(f"{verb.name}: {key!r} repeats {arg.name!r}; give it once")
-            named[arg.name] = arg
+        for written in call.args:
+            found = verb.arg(written)
+            if found is None or found.name == "":
+                raise ParseError(f"{verb.name}: unexpected argument {written!r}; write {example}")
+            if found.name in named:
+                raise ParseError(f"{verb.name}: {written!r} repeats {found.name!r}; give it once")
+            named[found.name] = found
         points = [v for tag, v in call.positional if tag == "point"]
         values = [v for tag, v in call.positional if tag != "point"]
         for arg in verb.args:
-            key = None
+            key: str | None = None
             if arg.source == "thought":
                 value: Any = call.thought or None
             elif arg.name == "":
@@ -142,7 +142,7 @@ class TableDialect(Dialect):
                 value = call.args.get(key) if key is not None else None
                 if value is not None and arg.item is not None:
                     value = _item(value, arg.item, verb, arg)
-            if key in call.cut and not _complete(value, arg):
+            if key is not None and key in call.cut and not _complete(value, arg):
                 raise ParseError(f"the call is cut off; write the complete call, e.g. {example}")
             if value is None:
                 if arg.required:
@@ -183,7 +183,8 @@ class TableDialect(Dialect):
                         raise ParseError(f"{where} must be a whole number")
                     return int(n)
                 return n
-        raise AssertionError(arg.type)  # pragma: no cover - ArgType is closed
+            case _:
+                assert_never(arg.type)
 
     def _validate(self, verb: Verb, fields: dict[str, Any]) -> Any:
         try:
@@ -278,7 +279,8 @@ class TableDialect(Dialect):
                 return num(value)
             case "text":
                 return str(value)
-        raise AssertionError(arg.type)  # pragma: no cover - ArgType is closed
+            case _:
+                assert_never(arg.type)
 
     # -- grammar -----------------------------------------------------------------------------
     def extent(self, ctx: StepContext) -> tuple[int, int]:

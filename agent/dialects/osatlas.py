@@ -332,7 +332,7 @@ class OSAtlasDialect(TableDialect):
             messages=[Message("user", parts)],
             grammar=self.grammar(ctx),
             sampling=self.sampling,
-            meta={"dialect": self.name},
+            meta={"dialect": self.name, "ctx": ctx},
         )
 
     def step_text(self, turn: Turn) -> str:

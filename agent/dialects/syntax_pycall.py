@@ -25,6 +25,7 @@ from pixelpilot.agent.dialects._text import (
     escape_single,
     scan_call,
     snippet,
+    starts_line,
     unescape,
 )
 from pixelpilot.agent.dialects.lark import (
@@ -66,7 +67,7 @@ def _last_mark(text: str) -> tuple[int, int]:
                 pos == 0 or not (text[pos - 1].isalnum() or text[pos - 1] == "_")
             ):
                 anywhere = (pos, m.end())
-            if not text[text.rfind("\n", 0, pos) + 1 : pos].strip(" \t"):
+            if starts_line(text, pos):
                 line = (pos, m.end())
                 break
     else:  # many false starts: let the regexes find the last marker (linear)

@@ -151,7 +151,7 @@ class UITarsDialect(LegacyDialect):
         done = Finish() if (self.version, device_kind) == ("1", "desktop") else Finish(answer="xxx")
         ask = AskUser(question="?")
         if device_kind == "mobile":
-            swipes = [Swipe(start=p1, end=p2)]
+            swipes: list[Any] = [Swipe(start=p1, end=p2)]
             if self.version != "1":
                 swipes.insert(0, Scroll(direction="down", point=p1))
             return [Tap(point=p1), LongPress(point=p1), TypeText(text="xxx"), *swipes,
