@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
+import pixelpilot.agent.dialects.osatlas_text as T
 from pixelpilot.agent.actions import Scroll, Space
-from pixelpilot.agent.dialects import osatlas_text as T
 from pixelpilot.agent.dialects._text import clean, swipe_for_scroll
 from pixelpilot.agent.dialects.base import StepContext, Turn
 from pixelpilot.agent.dialects.engine import TableDialect
