@@ -127,11 +127,17 @@ def check(dialect: Any, text: str, ctx: StepContext) -> Any:
     return action
 
 
+def budget(name: str) -> int:
+    """The dialect's answer budget in tokens: its own ``max_new_tokens`` (OS-Atlas-Pro and
+    ShowUI size theirs from their grammar's longest answer), else the backends' default."""
+    return get_dialect(name).sampling.max_new_tokens or MAX_NEW_TOKENS
+
+
 def _run_walks(tok: Any, counts: dict[str, int], seed: int) -> dict[str, Any]:
     vocab = _vocab(tok)
     failures: list[str] = []
     kinds: dict[tuple[str, str], Counter[str]] = {}
-    longest = 0
+    longest: Counter[str] = Counter()
     n = 0
     for d_i, name in enumerate(GRAMMAR_DIALECTS):
         dialect = get_dialect(name)
@@ -141,7 +147,7 @@ def _run_walks(tok: Any, counts: dict[str, int], seed: int) -> dict[str, Any]:
             grammar = dialect.grammar(ctx)
             for _ in range(counts[cname]):
                 tokens = walk(GrammarConstraint(grammar, tok, vocab), rng, vocab)
-                longest = max(longest, len(tokens))
+                longest[name] = max(longest[name], len(tokens))
                 texts = [tok.decode(tokens)]
                 if "<|box_start|>" in texts[0]:  # decoded with special tokens skipped, too
                     texts.append(tok.decode(tokens, skip_special_tokens=True))
@@ -159,7 +165,7 @@ def test_qwen_vocab_walks_all_parse_validate_and_land(qwen_tok: Any) -> None:
     out = _run_walks(qwen_tok, WALKS, seed=1)
     assert not out["failures"], f"{len(out['failures'])} invalid: " + "\n".join(out["failures"][:5])
     assert out["n"] >= 500 * len(GRAMMAR_DIALECTS)
-    assert out["longest"] <= MAX_NEW_TOKENS
+    assert all(n <= budget(name) for name, n in out["longest"].items()), out["longest"]
     for (name, cname), seen in out["kinds"].items():
         # a uniform walk reaches most offered kinds in every context
         assert len(seen) >= len(offered_kinds(name, CONTEXTS[cname])) // 2, (name, cname, seen)
@@ -168,7 +174,7 @@ def test_qwen_vocab_walks_all_parse_validate_and_land(qwen_tok: Any) -> None:
 def test_small_vocab_walks_all_parse_validate_and_land(small_tok: Any) -> None:
     out = _run_walks(small_tok, dict.fromkeys(CONTEXTS, SMALL_WALKS), seed=2)
     assert not out["failures"], f"{len(out['failures'])} invalid: " + "\n".join(out["failures"][:5])
-    assert out["longest"] <= MAX_NEW_TOKENS
+    assert all(n <= budget(name) for name, n in out["longest"].items()), out["longest"]
 
 
 # -- worst case: the longest answer still fits the token budget ---------------------------------
@@ -196,8 +202,7 @@ def test_adversarial_walks_fit_max_new_tokens(small_tok: Any) -> None:
                     c.advance(int(rng.choice(ids)))
                 check(dialect, small_tok.decode(c.tokens), ctx)
                 longest[name] = max(longest.get(name, 0), len(c.tokens))
-    budget = {n: get_dialect(n).sampling.max_new_tokens or MAX_NEW_TOKENS for n in longest}
-    assert all(n <= budget[name] for name, n in longest.items()), (longest, budget)
+    assert all(n <= budget(name) for name, n in longest.items()), longest
     assert max(longest.values()) > MAX_NEW_TOKENS // 2, longest  # the walks did go long
 
 
@@ -426,6 +431,24 @@ def test_grammar_refuses_broken_answers(name: str, qwen_tok: Any) -> None:
     P = N if dialect.space == "norm1000" else R
     text = dialect.format(Click(point=P(w, h)), ctx)
     assert accepts(dialect.grammar(ctx), text, qwen_tok), text
+
+
+def test_extra_calls_bound_the_calls_after_the_first(qwen_tok: Any) -> None:
+    """OS-Atlas's further action lines and ShowUI's further dicts: two by default (official
+    answers hold several), none with ``extra_calls=0`` (the random-weight test's setting)."""
+    ctx = CONTEXTS["desktop"]
+    enter = "{'action': 'ENTER', 'value': None, 'position': None}"
+    answers = {"osatlas": ["actions:\nPRESS_ENTER", "\nPRESS_TAB"], "showui": [enter, ", " + enter]}
+    for name, (one, more) in answers.items():
+        for extra, most in ((None, 3), (0, 1), (1, 2)):
+            dialect: Any = get_dialect(name)
+            dialect.extra_calls = extra
+            grammar = dialect.grammar(ctx)
+            for n in range(1, 5):
+                text = one + more * (n - 1)
+                assert accepts(grammar, text, qwen_tok) == (n <= most), (name, extra, text)
+                if n <= most:
+                    assert check(dialect, text, ctx) == check(dialect, one, ctx)
 
 
 def test_grounding_parsers_turn_invalid_values_into_parse_errors() -> None:

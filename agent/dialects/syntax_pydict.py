@@ -40,8 +40,8 @@ _FRACTION = r"(?:0(?:\.[0-9]{1,3})?|1(?:\.0{1,3})?)"
 _SQ = rf"(?:[^'\\{LINE_BANNED}]|\\[nt'\\])"
 """One character of a single-quoted value (Python's repr: escapes \\n \\t \\' \\\\)."""
 _DQ = rf"(?:[^\"\\{LINE_BANNED}]|\\[nt\\])"
-_POSITION_KEY = lark_str(", 'position': ")
 """One character of a double-quoted value (repr writes one when the text holds ' but no ")."""
+_POSITION_KEY = lark_str(", 'position': ")
 
 
 def worst_bytes(verbs: tuple[Verb, ...]) -> int:
@@ -137,9 +137,10 @@ class PyDictSyntax(Syntax):
         family joins them; every value in exactly the form ``repr`` writes."""
         calls = [self._call(verb, spec) for verb in spec.verbs]
         head = lark_str("{'action': '")
+        extra = EXTRA_ACTIONS if spec.extra_calls is None else spec.extra_calls
         return "\n".join(
             [
-                f"start: action (SEP action){{0,{EXTRA_ACTIONS}}}",
+                f"start: action (SEP action){{0,{extra}}}" if extra else "start: action",
                 r'SEP: ",\n" | ", " | ","',
                 f'action: {head} call "}}"',
                 "call: " + " | ".join(f"c{i}" for i in range(len(calls))),

@@ -35,6 +35,7 @@ from pixelpilot.agent.keys import GRAMMAR_KEYS
 __all__ = ["EXTRA_LINES", "VerbLineSyntax", "split_answer", "thought_lines", "worst_bytes"]
 
 EXTRA_LINES = 2
+"""Most action lines the grammar admits after the first (they are not executed)."""
 MARK_SCAN = 65_536
 """How far into an answer a loosely written marker (``Actions:``) is looked for: a regex over
 more text would cost more than a parse may (the exact ``actions:`` line is found anywhere)."""
@@ -42,7 +43,6 @@ MAX_POINTS = 4
 """Most points read on a verb line (a verb takes at most 2)."""
 MAX_VALUE = 10_000
 """Longest bracketed value read (an action's text holds at most 4,000 characters)."""
-"""Most action lines the grammar admits after the first (they are not executed)."""
 _MARK = re.compile(r"^[ \t]*actions?[ \t]*[:：][ \t]*\n?", re.IGNORECASE | re.MULTILINE)
 _THOUGHTS = re.compile(r"[ \t]*thoughts?[ \t]*[:：][ \t]*\n?", re.IGNORECASE)
 _VERB = re.compile(r"[ \t]*([A-Za-z][A-Za-z_]*)")
@@ -172,11 +172,12 @@ class VerbLineSyntax(Syntax):
         calls = [self._call(verb, spec) for verb in spec.verbs]
         n = int_range_regex(max(spec.extent))
         lines, chars = thought_lines(spec.thought_tokens)
+        extra = EXTRA_LINES if spec.extra_calls is None else spec.extra_calls
         return "\n".join(
             [
                 f'start: "actions:\\n" calls | "thoughts:\\n" LINE{{1,{lines}}} "actions:\\n" calls',
                 rf"LINE: /[^<\x{{273f}}\n\x00-\x08\x0b-\x1f\x7f]{{0,{chars}}}\n/ & ~/actions:\n/",
-                f'calls: call ("\\n" call){{0,{EXTRA_LINES}}}',
+                f'calls: call ("\\n" call){{0,{extra}}}' if extra else "calls: call",
                 "call: " + " | ".join(f"c{i}" for i in range(len(calls))),
                 *(f"c{i}: {rule}" for i, rule in enumerate(calls)),
                 rf"POINT: /<point>\[\[{n}, ?{n}\]\]<\/point>/",
