@@ -384,3 +384,34 @@ def test_showui_history_shows_the_executed_action_of_an_answer_with_several() ->
     )
     texts = [p["text"] for p in prompt.messages[0].content if p["type"] == "text"]
     assert texts[-1] == click
+
+
+@pytest.mark.parametrize("device", ["desktop", "mobile"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_typed_text_may_hold_the_steps_secrets_only(
+    family: str, device: str, processor: Any
+) -> None:
+    """``<secret>NAME</secret>`` (issue 10) in TYPE/INPUT values: admitted for the step's
+    secret names only, kept as text by the parser, written back by format."""
+    from dataclasses import replace
+
+    tok = processor.tokenizer
+    dialect = get_dialect(family)
+    plain = context(device, *SCREEN[device])
+    ctx = replace(plain, secrets=("PW",))
+    typed = TypeText(text="user <secret>PW</secret>")
+    answer = dialect.format(typed, ctx)
+    assert "<secret>PW</secret>" in answer
+    assert dialect.parse(answer, ctx) == typed
+
+    def admits(text: str, step: StepContext) -> bool:
+        c = GrammarConstraint(dialect.grammar(step), tok, QWEN_VOCAB_SIZE)
+        for t in tok.encode(text, add_special_tokens=False):
+            if not c.allows(t):
+                return False
+            c.advance(t)
+        return c.accepting
+
+    assert admits(answer, ctx)
+    assert not admits(answer.replace("PW", "OTHER"), ctx)  # a name the step has not
+    assert not admits(answer, plain)  # no secrets: no '<' in typed text
