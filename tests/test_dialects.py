@@ -625,6 +625,7 @@ def test_build_prompt_carries_instructions_task_and_screenshot() -> None:
         assert prompt.images == [image]
         assert "Your last answer was rejected: bad" in text
         assert prompt.meta["dialect"] == name and prompt.sampling == dialect.sampling
+        assert prompt.meta["ctx"] is DESKTOP  # for records and test-only oracle backends
 
 
 # -- registry and safety -----------------------------------------------------------------------
