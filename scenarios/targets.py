@@ -18,7 +18,10 @@ from pixelpilot.agent.errors import ConfigError, ScenarioError
 from pixelpilot.scenarios.spec import AndroidTarget, DesktopTarget, RobotTarget, Target
 from pixelpilot.tools.base import Device
 
-DEVICE_HELP = "desktop, desktop:N (X display :N), android, android:SERIAL, robot, robot:SCENE"
+DEVICE_HELP = (
+    "desktop, desktop:N (X display :N), android, android:SERIAL, robot, robot:SCENE, "
+    "dryrun[:desktop|:android][:WxH] (plan every action, perform none)"
+)
 
 
 @dataclass
@@ -78,6 +81,20 @@ def _start(target: Target, stack: contextlib.ExitStack) -> OpenTarget:
     raise ScenarioError(f"unknown target kind {target.kind!r}")  # pragma: no cover - validated
 
 
+def _dry_run(ref: str, arg: str) -> Device:
+    from pixelpilot.tools.dryrun import DryRunDesktop, DryRunPhone
+
+    parts = [p for p in arg.split(":") if p]
+    kind = parts.pop(0) if parts and parts[0] in ("desktop", "android") else "desktop"
+    size: dict[str, int] = {}
+    if parts:
+        w, _, h = parts.pop(0).partition("x")
+        if not (w.isdigit() and h.isdigit()) or parts:
+            raise ConfigError(f"bad device {ref!r}; write dryrun[:desktop|:android][:WIDTHxHEIGHT]")
+        size = {"width": int(w), "height": int(h)}
+    return DryRunPhone(**size) if kind == "android" else DryRunDesktop(**size)
+
+
 def open_device(ref: str) -> Device:
     """A device (not yet open) for a ``--device`` reference; ConfigError says what to write."""
     kind, _, arg = ref.partition(":")
@@ -95,4 +112,6 @@ def open_device(ref: str) -> Device:
         from pixelpilot.tools.robot import RobotDevice
 
         return RobotDevice(arg or "tray")
+    if kind == "dryrun":
+        return _dry_run(ref, arg)
     raise ConfigError(f"unknown device {ref!r}; available: {DEVICE_HELP}")
