@@ -38,6 +38,12 @@ APPS: dict[str, tuple[str, str]] = {
 }
 """Installed apps: package -> (launcher label, first screen)."""
 SCREENS = ("home", "signin", "shop", "settings", "about", "notes", "note")
+LAUNCHER = "com.android.launcher3"
+SCREEN_PACKAGES = {
+    **{screen: pkg for pkg, (_, screen) in APPS.items()},
+    "home": LAUNCHER, "about": "com.android.settings", "note": "com.pixelpilot.notes",
+}  # fmt: skip
+"""The package whose activity shows each screen (what ``dumpsys window`` reports in focus)."""
 ITEMS = [f"Item {i:02d}" for i in range(1, 41)]
 NOTES = ["Groceries", "Ideas", "Trip plan"]
 NOTE_BODIES = {"Groceries": "Milk, eggs, bread", "Ideas": "A robot that waters plants",
@@ -411,6 +417,11 @@ class PhoneApp:
 
         with self.lock:
             return render(self)
+
+    def package(self) -> str:
+        """The package in the foreground (the app whose screen is shown)."""
+        with self.lock:
+            return SCREEN_PACKAGES.get(self.st.screen, LAUNCHER)
 
     def ui_xml(self) -> str:
         """The screen as ``uiautomator dump`` writes it: a hierarchy of nodes with bounds."""

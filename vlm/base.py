@@ -6,6 +6,7 @@ A backend implements ``_generate``; ``generate`` times it and maps backend failu
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -58,6 +59,19 @@ class Generation(BaseModel):
     timings: dict[str, float] = {}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_text(text: str) -> str:
+    """``text`` with every lone surrogate (a server's JSON can carry ``"\\ud800"``; they are
+    not Unicode text, and no UTF-8 writer accepts them) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 class VisionModel(ABC):
     """A vision-language model that answers a prompt with raw text."""
 
@@ -80,7 +94,9 @@ class VisionModel(ABC):
             ) from exc
         if isinstance(out, str):
             out = Generation(text=out)
-        return out.model_copy(update={"seconds": time.perf_counter() - t0})
+        return out.model_copy(
+            update={"text": unicode_text(out.text), "seconds": time.perf_counter() - t0}
+        )
 
     @abstractmethod
     def _generate(self, prompt: Prompt) -> Generation | str: ...
