@@ -25,6 +25,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from pixelpilot.agent.actions import Action
 from pixelpilot.agent.control import STOPPED_REASON, TOOK_OVER_NOTE, RunControl
@@ -384,8 +385,16 @@ def _join(note: str, more: str) -> str:
     return f"{note} {more}" if note else more
 
 
+_ROOT = str(Path(__file__).resolve().parent.parent)
+"""The directory that holds agent/, vlm/, tools/: frames under it are pixelpilot's own."""
+
+
 def _internal(exc: BaseException) -> str:
-    """An unexpected exception in one line: its type, the innermost frame, its message."""
+    """An unexpected exception in one line: its type, where it was raised (the innermost frame
+    of pixelpilot's own code, then the innermost frame), and its message."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}{where}: {str(exc)[:300]}"
+    ours = [f for f in frames if str(Path(f.filename).resolve()).startswith(_ROOT)]
+    where = [f"{Path(f.filename).name}:{f.lineno}" for f in (ours[-1:] + frames[-1:])]
+    at = f" at {' -> '.join(dict.fromkeys(where))}" if where else ""
+    message = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}{at}: {message}"

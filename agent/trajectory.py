@@ -16,6 +16,7 @@ had not been written when the process died loads with ``screenshot_path() is Non
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -124,6 +125,13 @@ class RunResult(BaseModel):
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on (read once per process: reading
+    package metadata costs ~20 ms)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("pixelpilot", "pydantic", "pillow", "mss", "pyautogui"):
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -89,6 +89,10 @@ class DryRunDevice(Device):
     def _plan(self, action: Action) -> list[list[Any]]:
         raise NotImplementedError
 
+    def _sleep(self, seconds: float) -> None:
+        """A wait is planned, not performed: no time passes (the switches are still read)."""
+        self._checkpoint()
+
 
 class DryRunDesktop(DryRunDevice):
     """A desktop that plans with ``desktop_plan.plan``; the pointer is tracked for drags
