@@ -19,6 +19,15 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from pixelpilot.agent.actions import points
+from pixelpilot.agent.cli_control import (
+    ConfirmOption,
+    KillKeyOption,
+    NoHotkeysOption,
+    PauseKeyOption,
+    PolicyOption,
+    guards,
+    listening,
+)
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
@@ -114,6 +123,16 @@ def run(
             "graphs). The first step compiles (~30 s); later steps decode faster.",
         ),
     ] = False,
+    max_repeats: Annotated[
+        int,
+        typer.Option(min=0, help="End the run as stuck after this many identical actions in "
+                     "a row that change nothing on the screen (0: never)."),
+    ] = 5,
+    policy: PolicyOption = None,
+    confirm: ConfirmOption = False,
+    kill_key: KillKeyOption = "ctrl+alt+shift+k",
+    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
+    no_hotkeys: NoHotkeysOption = False,
 ) -> None:
     """Run TASK with a model on a device and record the trajectory."""
     from pixelpilot.agent.dialects import get_dialect
@@ -121,6 +140,7 @@ def run(
     from pixelpilot.scenarios.targets import open_device
     from pixelpilot.vlm.registry import default_dialect, load_model
 
+    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
     the_device = open_device(device)  # a bad reference fails before a model loads
     the_dialect = get_dialect(dialect or default_dialect(model))
     options: dict[str, Any] = {}
@@ -131,8 +151,10 @@ def run(
     if compile_steps:
         options["compile"] = True
     the_model = load_model(model, **options)
-    budgets = Budgets(max_steps, max_seconds, max_retries)
-    result = _record_run(task, the_model, the_device, the_dialect, budgets, out_dir, "run")
+    budgets = Budgets(max_steps, max_seconds, max_retries, max_repeats)
+    result = _record_run(
+        task, the_model, the_device, the_dialect, budgets, out_dir, "run", the_guards
+    )
     raise typer.Exit(0 if result.status == "success" else 1)
 
 
@@ -144,18 +166,22 @@ def _record_run(
     budgets: Any,
     out_dir: Path,
     label: str,
+    guards: Any = None,
 ) -> Any:
     """Run ``task`` on ``device`` (opened here) with a line per step, record it under
-    ``out_dir``, close the model, print the outcome; the RunResult."""
+    ``out_dir``, close the model, print the outcome; the RunResult. ``guards``: the policy,
+    confirm hook and hotkeys (cli_control)."""
+    from pixelpilot.agent.cli_control import Guards
     from pixelpilot.agent.loop import Agent
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
+    g = guards or Guards(hotkeys=False)
     rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
     try:
-        with device as dev:
+        with device as dev, listening(g, dev, out):
             agent = Agent(
                 model=model, device=dev, dialect=dialect, budgets=budgets, recorder=rec,
-                on_step=_progress,
+                on_step=_progress, policy=g.policy, confirm=g.confirm, control=g.control,
             )  # fmt: skip
             result = agent.run(task)
     finally:
@@ -184,6 +210,11 @@ def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
+    policy: PolicyOption = None,
+    confirm: ConfirmOption = False,
+    kill_key: KillKeyOption = "ctrl+alt+shift+k",
+    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
+    no_hotkeys: NoHotkeysOption = False,
 ) -> None:
     """Run the demo task on the fixture app on a virtual display with a real model.
 
@@ -196,8 +227,9 @@ def demo(
     from pixelpilot.scenarios.targets import open_target
     from pixelpilot.vlm.registry import default_dialect, load_model
 
+    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
     if scripted:
-        _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
+        _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir, policy=the_guards.policy)
     scenario = load_scenario(BUILTIN_DIR / DEMO)
     options: dict[str, Any] = {}
     if model in ("tiny", "tiny-qwenvocab"):
@@ -211,8 +243,9 @@ def demo(
         budgets = Budgets(max_steps=max_steps, max_seconds=600)
         device = contextlib.nullcontext(target.device)  # open_target opened it
         result = _record_run(
-            scenario.task, the_model, device, default_dialect(model), budgets, out_dir, "demo"
-        )
+            scenario.task, the_model, device, default_dialect(model), budgets, out_dir, "demo",
+            the_guards,
+        )  # fmt: skip
     raise typer.Exit(3 if result.status == "error" else 0)
 
 
@@ -223,9 +256,11 @@ def scenario_run(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
+    policy: PolicyOption = None,
 ) -> None:
     """Run one scenario (every dialect it has a script for) and check the outcome."""
-    _run_files([file], dialect=dialect, out_dir=out_dir)
+    the_policy = guards(policy, False, hotkeys=False).policy
+    _run_files([file], dialect=dialect, out_dir=out_dir, policy=the_policy)
 
 
 @scenario_app.command("test")
@@ -265,7 +300,9 @@ def scenario_list(
     out.print(table)
 
 
-def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True) -> None:
+def _run_files(
+    files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True, policy: Any = None
+) -> None:
     from pixelpilot.scenarios.runner import run_scenario
     from pixelpilot.scenarios.spec import load_scenario
 
@@ -283,6 +320,7 @@ def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: b
                 dialects=[dialect] if dialect else None,
                 out_dir=out_dir,
                 on_step=_progress if verbose else None,
+                policy=policy,
             ):
                 mark = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
                 what = escape(f"{o.scenario} [{o.dialect}] {o.result.status}: {o.result.reason}")

@@ -137,8 +137,9 @@ class Agent:
                 took_over = self._hold(history)
                 if took_over is not None:
                     seen = None  # the person may have changed anything: look again
-                step, outcome, seen = self._step(index, task, history, t_start, seen, repeats)
-                step.took_over_s = took_over
+                step, outcome, seen = self._step(
+                    index, task, history, t_start, seen, repeats, took_over
+                )
                 steps.append(step)
                 if self.on_step is not None:
                     self.on_step(step)
@@ -212,10 +213,11 @@ class Agent:
         t_start: float,
         seen: Observation | None,
         repeats: RepeatGuard,
+        took_over: float | None = None,
     ) -> tuple[StepRecord, _EndRun | None, Observation | None]:
         """One step: (its record, how the run ends or None, the screen after its action if it
         was already observed)."""
-        step = StepRecord(index=index, started_at=time.time(), geometry={})
+        step = StepRecord(index=index, started_at=time.time(), geometry={}, took_over_s=took_over)
         timings = step.timings  # filled in place as the stages run
         timings.update(dict.fromkeys(("capture", "prompt", "generate", "parse", "execute"), 0.0))
         obs: Observation | None = None
