@@ -87,12 +87,11 @@ def guards(
 def terminal_confirm(c: Confirmation) -> bool:
     """Ask on the terminal; anything but y/yes (or no terminal input at all) means no."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[yellow]confirm:[/] {escape(c.describe())} — run it? [y/N] ", end="")
+    err.print(f"[yellow]confirm:[/] {escape(c.describe())} — run it? \\[y/N] ", end="")
     line = sys.stdin.readline()
-    answer = line.strip().lower() in ("y", "yes")
-    if not line:
-        err.print("(no answer: refused)")
-    return answer
+    if not sys.stdin.isatty():  # the answer was not typed: show it, so the log reads right
+        err.print(escape(line.strip()) if line else "(no answer: refused)")
+    return line.strip().lower() in ("y", "yes")
 
 
 def hotkey_display(device: Any) -> str | None:

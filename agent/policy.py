@@ -18,7 +18,7 @@ in ``kinds`` apply to them. See docs/policy.md::
       - effect: confirm
         window: {class: "(?i)xterm"}        # X11: the window under the point / in focus
       - effect: deny
-        package: "^com\\.android\\.vending$" # Android: the app in front (or being opened)
+        package: "^com\\.android\\.vending$" # Android: the app in front (open_app: the one opened)
 
 A denied action is never executed and the model is told why (``ActionDenied`` goes back as a
 retry). A confirm effect asks the run's ``confirm`` hook (the CLI's ``--confirm`` asks on the
@@ -324,9 +324,10 @@ class Policy:
         if rule.window is not None and not any(_window_matches(rule.window, t) for t in targets):
             return False
         if rule.package is not None:
-            pkgs = [t.package for t in targets if t.package]
-            if action.kind == "open_app":
-                pkgs.append(_package_of(action.app))
+            if action.kind == "open_app":  # it acts on the app it opens, not the one in front
+                pkgs = [_package_of(action.app)]
+            else:
+                pkgs = [t.package for t in targets if t.package]
             if not any(re.search(rule.package, p) for p in pkgs):
                 return False
         return True

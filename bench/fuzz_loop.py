@@ -270,6 +270,9 @@ class Report:
     direct_timeouts: int = 0
     executed: int = 0
     ends: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    """Reasons of runs that ended in error other than the script running out (a device error
+    from a planner would show here)."""
 
 
 def _check_executed(c: Context, run: Any, report: Report) -> None:
@@ -340,7 +343,10 @@ def fuzz_dialect(
                 i += max(len(model.prompts), 1)
                 continue
             used = len(model.prompts)
-            report.ends[result.status] += 1
+            exhausted = result.status == "error" and "but the script holds" in result.reason
+            report.ends["script used up" if exhausted else result.status] += 1
+            if result.status == "error" and not exhausted:
+                report.errors.append(result.reason)
             if run_dir is not None:
                 _check_recorded(run_dir, result, chunk, report, c)
             _check_executed(c, result, report)
@@ -505,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         for _sig, v in sorted(rep.internal.items(), key=lambda kv: -kv[1]["count"]):
             print(f"  internal x{v['count']} [{v['generator']}, {v['device']}] {v['error'][:150]}"
                   f" — shortest {len(v['raw'])} chars: {v['raw'][:100]!r}")  # fmt: skip
+        for reason in rep.errors[:5]:
+            print(f"  ERROR END {reason}")
         for crash in rep.crashes[:5]:
             print(f"  CRASH [{crash['generator']}] {crash['error']}: {crash['raw'][:100]!r}")
         for bad in rep.invalid_executed[:5]:

@@ -50,6 +50,7 @@ def test_a_5000_output_fuzz_slice_crashes_nothing_and_executes_nothing_invalid(t
     for r in reports:
         assert r.crashes == [], (r.dialect, r.crashes[:3])
         assert r.invalid_executed == [], (r.dialect, r.invalid_executed[:3])
+        assert r.errors == [], (r.dialect, r.errors[:3])
         assert r.executed > 0 and len(r.parse_s) + r.unread == r.outputs
         assert r.ends["success"] > 0  # valid answers ran to a finish ...
         assert len(r.parse_s) + r.unread > r.executed  # ... and invalid ones were refused
