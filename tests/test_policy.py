@@ -204,68 +204,66 @@ def oracle(spec: dict[str, Any], a: Any) -> str:
     return best if best is not None else ("allow" if control else spec["default"])
 
 
-COUNTS = {"examples": 0, "denied": 0, "confirmed_yes": 0, "confirmed_no": 0, "allowed": 0}
-
-
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    action=actions(),
-    spec=st.fixed_dictionaries({
-        "default": st.sampled_from(["allow", "deny", "confirm"]),
-        "rules": st.lists(rules(), max_size=4),
-    }),
-    answer=st.booleans(),
-)  # fmt: skip
-def test_denied_actions_are_never_executed_and_the_model_is_told_why(action, spec, answer):
+def test_denied_actions_are_never_executed_and_the_model_is_told_why():
+    """A property over 1,500 random (action, policy, yes/no) triples, through the real loop on a
+    dry-run device; every outcome (denied, allowed, confirmed yes, refused) shows up > 20 times."""
+    counts = {"denied": 0, "confirmed_yes": 0, "confirmed_no": 0, "allowed": 0}
     ctx = StepContext("desktop", DryRunDesktop.supported, GEOM, RESIZED)
-    model_action = action.model_copy(update={  # the same points in the model's space
-        n: from_screen(int(p.x), int(p.y), "norm1000", GEOM)
-        for n in ("point", "start", "end") if (p := getattr(action, n, None)) is not None
-    })  # fmt: skip
-    raw = get_dialect("qwen2vl").format(model_action, ctx)
-    # what the device is asked to do: norm1000 rounding may move a point by a pixel
-    parsed = get_dialect("qwen2vl").parse(raw, ctx)
-    action = to_device(parsed, GEOM, RESIZED)
-    asked: list[Any] = []
 
-    def confirm(c: Any) -> bool:
-        assert c.describe()
-        asked.append(c.action)
-        return answer
+    @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+              database=None, derandomize=True)  # fmt: skip
+    @given(
+        action=actions(),
+        spec=st.fixed_dictionaries({
+            "default": st.sampled_from(["allow", "deny", "confirm"]),
+            "rules": st.lists(rules(), max_size=4),
+        }),
+        answer=st.booleans(),
+    )  # fmt: skip
+    def prop(action: Any, spec: dict[str, Any], answer: bool) -> None:
+        model_action = action.model_copy(update={  # the same points in the model's space
+            n: from_screen(int(p.x), int(p.y), "norm1000", GEOM)
+            for n in ("point", "start", "end") if (p := getattr(action, n, None)) is not None
+        })  # fmt: skip
+        raw = get_dialect("qwen2vl").format(model_action, ctx)
+        # what the device is asked to do: norm1000 rounding may move a point by a pixel
+        parsed = get_dialect("qwen2vl").parse(raw, ctx)
+        action = to_device(parsed, GEOM, RESIZED)
+        asked: list[Any] = []
 
-    with DryRunDesktop() as dev:
-        model = ScriptedModel([raw, FINISH])
-        result = Agent(
-            model=model, device=dev, dialect="qwen2vl", policy=Policy.from_data(spec),
-            confirm=confirm, budgets=Budgets(max_retries=1),
-        ).run("x")  # fmt: skip
-    expected = oracle(spec, action)
-    runs = expected == "allow" or (expected == "confirm" and answer)
-    COUNTS["examples"] += 1
-    key = {"allow": "allowed", "deny": "denied"}.get(expected) or (
-        "confirmed_yes" if answer else "confirmed_no")  # fmt: skip
-    COUNTS[key] += 1
-    assert (asked[:1] == [parsed]) == (expected == "confirm")
-    first = result.steps[0].attempts[0]
-    if action.kind == "finish":
+        def confirm(c: Any) -> bool:
+            assert c.describe()
+            asked.append(c.action)
+            return answer
+
+        with DryRunDesktop() as dev:
+            model = ScriptedModel([raw, FINISH])
+            result = Agent(
+                model=model, device=dev, dialect="qwen2vl", policy=Policy.from_data(spec),
+                confirm=confirm, budgets=Budgets(max_retries=1),
+            ).run("x")  # fmt: skip
+        expected = oracle(spec, action)
+        runs = expected == "allow" or (expected == "confirm" and answer)
+        key = {"allow": "allowed", "deny": "denied"}.get(expected) or (
+            "confirmed_yes" if answer else "confirmed_no")  # fmt: skip
+        counts[key] += 1
+        assert (asked[:1] == [parsed]) == (expected == "confirm")
+        first = result.steps[0].attempts[0]
+        if action.kind == "finish":
+            if runs:
+                assert result.status == "success" and first.error is None
+            else:
+                assert first.error and "do something else" in first.error
+            return
+        assert len(dev.executed) == (1 if runs else 0), (spec, action, expected)
         if runs:
-            assert result.status == "success" and first.error is None
+            assert dev.executed[0].action == action and first.error is None
         else:
-            assert first.error and "do something else" in first.error
-        return
-    assert len(dev.executed) == (1 if runs else 0), (spec, action, expected)
-    if runs:
-        assert dev.executed[0].action == action and first.error is None
-    else:
-        assert first.error and first.error in model.prompts[1].messages[-1].text
+            assert first.error and first.error in model.prompts[1].messages[-1].text
 
-
-def test_property_counts_reported():
-    """Runs after the property test (file order): every branch was exercised."""
-    if COUNTS["examples"] == 0:
-        pytest.skip("run together with the property test")
-    print(f"\npolicy property test: {COUNTS}")
-    assert all(COUNTS[k] > 20 for k in ("denied", "confirmed_yes", "confirmed_no", "allowed"))
+    prop()
+    print(f"\npolicy property test: {sum(counts.values())} examples: {counts}")
+    assert all(v > 20 for v in counts.values()), counts
 
 
 # -- X11 windows and Android packages ------------------------------------------------------------
