@@ -18,6 +18,8 @@ _EXPORTS = {
     "load_trajectory": "pixelpilot.agent.trajectory",
     "replay": "pixelpilot.agent.replay",
     "get_dialect": "pixelpilot.agent.dialects",
+    "Policy": "pixelpilot.agent.policy",
+    "RunControl": "pixelpilot.agent.control",
 }
 __all__ = sorted(_EXPORTS)
 
