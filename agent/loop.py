@@ -223,7 +223,7 @@ class Agent:
         obs: Observation | None = None
         try:
             obs = seen if seen is not None else self.device.observe()
-            timings["capture"] = obs.seconds
+            timings["capture"] = obs.seconds if seen is None else 0.0  # timed where it ran
             geom = obs.geometry
             step.geometry = asdict(geom)
             step.boxes = obs.extra.get("boxes")
@@ -281,7 +281,8 @@ class Agent:
                 history.append(Turn(raw=gen.text, action=action, image=obs.image, note=note))
                 after = None
                 if outcome is None and step.executed is not None and index < self.budgets.max_steps:
-                    after = self.device.observe()
+                    after = self.device.observe()  # the next step's screen, seen now
+                    timings["capture"] += after.seconds
                     outcome = self._effect(step, obs, after, history, repeats)
                 step.result = history[-1].note
                 return self._record(step, obs), outcome, after
