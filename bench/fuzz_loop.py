@@ -82,7 +82,7 @@ def contexts(dialect: str) -> list[Context]:
     """The dialect on a dry-run desktop and (where it offers mobile actions) a dry-run phone."""
     out = []
     # small screens: the recorder encodes one PNG per step, and the size does not matter here
-    for dev in (DryRunDesktop(width=640, height=400), DryRunPhone(width=270, height=600)):
+    for dev in (DryRunDesktop(width=320, height=200), DryRunPhone(width=180, height=400)):
         dev.open()
         g = dev.geometry
         resized = ScriptedModel([]).resized_size(g.width, g.height)
