@@ -296,10 +296,9 @@ class Agent:
         except (DeviceError, ModelError, StoppedByUser) as exc:
             step.error = str(exc)
             return self._record(step, obs), _EndRun("error", str(exc)), None
-        except KeyboardInterrupt:  # Ctrl+C, SIGTERM: keep what the step did, then end the run
+        except KeyboardInterrupt:  # Ctrl+C, SIGTERM: keep what the step did, end the run
             step.error = "interrupted"
-            self._record(step, obs)
-            raise
+            return self._record(step, obs), _EndRun("error", "interrupted"), None
 
     def _accept(self, raw: str, ctx: StepContext, attempt: Attempt) -> tuple[Action, Action]:
         """The answer as an action (model space, then screen pixels) the policy allows.

@@ -172,3 +172,23 @@ def test_the_time_budget_bounds_parsing_too():
     attempts = result.steps[0].attempts
     assert all(a.parse_s is not None and a.parse_s >= 0.29 for a in attempts if a.error != "not read: the time budget ran out")
     assert len(attempts) <= 3
+
+
+class _CtrlC(ScriptedModel):
+    """A scripted model during whose second answer the user presses Ctrl+C."""
+
+    def _generate(self, prompt: Any) -> Any:
+        if len(self.prompts) == 1:
+            raise KeyboardInterrupt
+        return super()._generate(prompt)
+
+
+def test_ctrl_c_mid_step_keeps_the_step_and_ends_the_run(tmp_path):
+    wait = '✿FUNCTION✿: wait\n✿ARGS✿: {"seconds": 0}'
+    with DryRunDesktop() as dev:
+        result = Agent(model=_CtrlC([wait, wait]), device=dev, dialect="qwen2vl",
+                       recorder=DirectoryRecorder(tmp_path / "r")).run("x")  # fmt: skip
+    assert result.status == "error" and result.reason == "interrupted"
+    assert [s.error for s in result.steps] == [None, "interrupted"]
+    traj = load_trajectory(tmp_path / "r")
+    assert traj.status == "error" and [s.error for s in traj.steps] == [None, "interrupted"]
