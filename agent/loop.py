@@ -118,6 +118,7 @@ class Agent:
         self.on_step = on_step
         self.ask_user = ask_user
         self.meta_extra = meta_extra or {}
+        self._paused_before = 0.0  # the control's paused time before this run began
 
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
@@ -129,6 +130,7 @@ class Agent:
         repeats = RepeatGuard(self.budgets.max_repeats)
         end = _EndRun("step_budget", f"the step budget ({self.budgets.max_steps}) ran out")
         saved, self.device.interlock = self.device.interlock, self.control
+        self._paused_before = self.control.paused_seconds if self.control is not None else 0.0
         try:
             for index in range(1, self.budgets.max_steps + 1):
                 if self._out_of_time(t_start):
@@ -180,7 +182,7 @@ class Agent:
         )
 
     def _out_of_time(self, t_start: float) -> bool:
-        paused = self.control.paused_seconds if self.control is not None else 0.0
+        paused = self.control.paused_seconds - self._paused_before if self.control else 0.0
         return time.monotonic() - t_start - paused > self.budgets.max_seconds
 
     def _time_up(self) -> _EndRun:
