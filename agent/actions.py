@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -23,9 +24,9 @@ SPACES: tuple[Space, ...] = get_args(Space)
 
 
 class Point(BaseModel):
-    """A point that always says which coordinate space it is in."""
+    """A point that always says which coordinate space it is in (finite coordinates only)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     x: float
     y: float
     space: Space
@@ -229,7 +230,10 @@ def points(action: _Action) -> list[Point]:
     return out
 
 
-def map_points(action: _Action, fn: Any) -> Any:
+A = TypeVar("A", bound=_Action)
+
+
+def map_points(action: A, fn: Callable[[Point], Point]) -> A:
     """A copy of ``action`` with every point replaced by ``fn(point)``."""
     update = {
         name: fn(getattr(action, name))
@@ -245,7 +249,10 @@ def arguments_schema(kind: str, bounds: tuple[float, float] | None = None) -> di
     ``bounds`` limits each coordinate (e.g. (0, 1000) for norm1000), for prompts and grammars.
     Generated once per (kind, bounds); each call returns a fresh copy the caller may change.
     """
-    return json.loads(_arguments_schema_json(kind, None if bounds is None else tuple(bounds)))
+    out: dict[str, Any] = json.loads(
+        _arguments_schema_json(kind, None if bounds is None else (bounds[0], bounds[1]))
+    )
+    return out
 
 
 @functools.cache
@@ -274,7 +281,9 @@ def _arguments_schema_json(kind: str, bounds: tuple[float, float] | None) -> str
     return json.dumps(out)
 
 
-def tool_specs(kinds: frozenset[str] | set[str], bounds: tuple[float, float] | None = None):
+def tool_specs(
+    kinds: frozenset[str] | set[str], bounds: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
     """One function spec (name, description, parameters) per action kind, in union order."""
     specs = []
     for cls in ACTION_TYPES:
@@ -310,7 +319,10 @@ def action_from_call(kind: str, args: dict[str, Any], space: Space) -> Any:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         ):
             raise ParseError(f"{kind}: {name!r} must be [x, y] with two numbers, got {value!r}")
-        data[name] = Point(x=value[0], y=value[1], space=space)
+        try:
+            data[name] = Point(x=value[0], y=value[1], space=space)
+        except ValidationError:  # a number no float holds (309 digits), or not finite
+            raise ParseError(f"{kind}: {name!r} holds a number out of range") from None
     data["kind"] = kind
     try:
         return cls.model_validate(data)
@@ -326,19 +338,3 @@ def _first_error(err: ValidationError) -> str:
     if e["type"] == "missing":
         return f"missing argument {loc!r}"
     return f"{loc!r}: {e['msg']}"
-
-
-KEY_ALIASES = {
-    "control": "ctrl", "ctl": "ctrl", "return": "enter", "escape": "esc", "del": "delete",
-    "cmd": "command", "super": "win", "meta": "win", "windows": "win", "option": "alt",
-    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
-    "page_up": "pageup", "page_down": "pagedown", "pgup": "pageup", "pgdn": "pagedown",
-    "spacebar": "space", " ": "space", "bksp": "backspace",
-}  # fmt: skip
-
-
-def normalize_key(key: str) -> str:
-    """Canonical lowercase key name ('Control' -> 'ctrl', 'Return' -> 'enter')."""
-    k = key.lower()
-    k = KEY_ALIASES.get(k, k.strip())
-    return KEY_ALIASES.get(k, k)

@@ -28,12 +28,14 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from pixelpilot.agent.actions import DESKTOP_KINDS, MOBILE_KINDS, ROBOT_KINDS, normalize_key
+from pixelpilot.agent.actions import DESKTOP_KINDS, MOBILE_KINDS, ROBOT_KINDS
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
 from pixelpilot.agent.errors import ConfigError, ModelRetry, UserError
 from pixelpilot.agent.geometry import ScreenGeometry, from_screen, to_device
+from pixelpilot.agent.keys import normalize_key
 from pixelpilot.agent.overlay import Pt, pointer_after, step_action
+from pixelpilot.agent.secrets import task_for_model
 from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
 from pixelpilot.agent.trajectory_compat import box_of, inside, step_extras
 from pixelpilot.vlm.base import VisionModel
@@ -168,7 +170,7 @@ def step_context(traj: Trajectory, step: StepRecord, resized: tuple[int, int]) -
     offered = frozenset(kinds) if isinstance(kinds, list) else KINDS_BY_DEVICE.get(kind)
     if offered is None:
         raise UserError(f"{traj.path}: unknown device kind {kind!r}")
-    return StepContext(kind, offered, geometry_of(step), resized)
+    return StepContext(kind, offered, geometry_of(step), resized, tuple(traj.meta.secrets))
 
 
 def geometry_of(step: StepRecord) -> ScreenGeometry:
@@ -187,10 +189,14 @@ def accepted_raw(step: StepRecord) -> str | None:
 
 
 def history_turn(
-    step: StepRecord, dialect: Dialect, recorded_dialect: str, ctx: StepContext
+    step: StepRecord,
+    dialect: Dialect,
+    recorded_dialect: str,
+    ctx: StepContext,
+    image: Image.Image | None = None,
 ) -> Turn:
     """The turn a later prompt repeats for ``step``: its recorded answer, rewritten in
-    ``dialect`` when the recording used another one."""
+    ``dialect`` when the recording used another one, with the screenshot it answered."""
     note = step.result or ""
     if note in ("Finished.", "Done.") or note.startswith("Done. "):  # written before notes
         note = note.removeprefix("Done.").removeprefix("Finished.").strip()
@@ -199,7 +205,7 @@ def history_turn(
         with contextlib.suppress(ValueError):  # if this dialect cannot write it, keep the text
             converted = to_space(step.device_action, dialect, ctx)
             raw, action = dialect.format(converted, ctx), converted
-    return Turn(raw=raw, action=action, note=note)
+    return Turn(raw=raw, action=action, image=image, note=note)
 
 
 def to_space(device_action: Any, dialect: Dialect, ctx: StepContext) -> Any:
@@ -247,7 +253,7 @@ def _evaluate_one(
         ctx = step_context(traj, step, resized)
         with Image.open(shot) as im:
             image = im.convert("RGB")
-        prompt = dialect.build_prompt(traj.meta.task, history, image, ctx)
+        prompt = dialect.build_prompt(task_for_model(traj.meta.task, ctx.secrets), history, image, ctx)
         gen = model.generate(prompt)
         score = StepScore(
             trajectory=traj.path, index=step.index, expected=ref.kind, raw=gen.text,
@@ -266,7 +272,7 @@ def _evaluate_one(
                     pred, ref, geom, tol, extras.get(step.index), pointer
                 )
         scores.append(score)
-        history.append(history_turn(step, dialect, traj.meta.dialect, ctx))
+        history.append(history_turn(step, dialect, traj.meta.dialect, ctx, image))
         pointer = pointer_after(step_action(step), pointer)
     return scores, skipped
 

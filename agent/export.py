@@ -17,10 +17,11 @@ loader reads as it is (``{"messages": [...], "images": [...]}``)::
      "images": ["images/run-3f2a1c-0001.png"],
      "pixelpilot": {"trajectory": ..., "step": 1, "dialect": ..., "kind": "click", ...}}
 
-The messages are the dialect's own prompt (``build_prompt``: system with the tool schema, the
-task, the earlier steps' answers and results as turns, the screenshot) with consecutive
-messages of one role joined by a newline, since sharegpt loaders require user and assistant to
-alternate. The last assistant message is the recorded action written by ``dialect.format``,
+The messages are the dialect's own prompt (``build_prompt``: the family's layout of the
+instructions, the task, the earlier steps and the screenshot) with consecutive messages of one
+role joined by a newline, since sharegpt loaders require user and assistant to alternate (a
+turn the model continues, qwen2vl's, is merged into the user message before it, as Qwen-Agent
+does for OpenAI-compatible servers). The last assistant message is the recorded action written by ``dialect.format``,
 its points mapped into the dialect's space for a screenshot resized with ``pixels`` (train with
 the same max_pixels). Earlier assistant turns are history: train with LLaMA-Factory's
 ``mask_history: true`` to learn only the last one.
@@ -45,8 +46,9 @@ from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
 from pixelpilot.agent.errors import ConfigError, ModelRetry, UserError
 from pixelpilot.agent.evaluate import geometry_of, history_turn, step_context, to_space
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
+from pixelpilot.agent.secrets import task_for_model
 from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
-from pixelpilot.vlm.base import Prompt
+from pixelpilot.vlm.base import Prompt, merge_final
 
 IMAGE_TAG = "<image>"
 DATASET_NAME = "pixelpilot"
@@ -143,6 +145,7 @@ def _examples(
     history: list[Turn] = []
     tag = hashlib.sha1(str(Path(traj.path).resolve()).encode()).hexdigest()[:6]
     stem = f"{Path(traj.path).name}-{tag}"
+    names: dict[int, str] = {}  # id of a screenshot in a prompt -> its file, placed when used
     for step in traj.steps:
         shot = traj.screenshot_path(step)
         if step.device_action is None or not step.geometry:
@@ -150,23 +153,27 @@ def _examples(
             continue
         geom = geometry_of(step)
         ctx = step_context(traj, step, pixels.resize(geom.width, geom.height))
-        turn = history_turn(step, dialect, traj.meta.dialect, ctx)
+        image = None
+        if shot is not None:
+            with Image.open(shot) as im:
+                image = im.convert("RGB")
+            names[id(image)] = f"images/{stem}-{step.index:04d}.png"
+            _place(shot, out / names[id(image)], images)
+        turn = history_turn(step, dialect, traj.meta.dialect, ctx, image)
         reason = _skip_reason(step, shot, drop_retried)
         target = None if reason else target_text(traj, step, dialect, ctx)
         if reason or target is None:
             stats.skip(reason or "not expressible in the dialect")
             history.append(turn)
             continue
-        assert shot is not None
-        name = f"images/{stem}-{step.index:04d}.png"
-        _place(shot, out / name, images)
-        with Image.open(shot) as im:  # build_prompt wants an image; only its place matters here
-            prompt = dialect.build_prompt(traj.meta.task, history, im, ctx)
+        assert image is not None
+        task = task_for_model(traj.meta.task, ctx.secrets)  # as the model read it
+        prompt = dialect.build_prompt(task, history, image, ctx)
         messages = chat_messages(prompt)
         messages.append({"role": "assistant", "content": target})
         yield {
             "messages": messages,
-            "images": [name],
+            "images": [names[id(im)] for im in prompt.images],
             DATASET_NAME: {
                 "trajectory": traj.path,
                 "step": step.index,
@@ -214,9 +221,12 @@ def target_text(
 
 def chat_messages(prompt: Prompt) -> list[dict[str, str]]:
     """A prompt's messages as role/content strings, images as ``<image>``, consecutive
-    messages of one role joined with a newline."""
+    messages of one role joined with a newline. A continued assistant turn (Qwen-Agent's
+    ``✿RESULT✿`` layout) is merged into the user message before it, as Qwen-Agent asks an
+    OpenAI-compatible server (``base.merge_final``): the label is then a message of its own."""
     out: list[dict[str, str]] = []
-    for m in prompt.messages:
+    messages = merge_final(prompt.messages) if prompt.continue_final else prompt.messages
+    for m in messages:
         content = "".join(IMAGE_TAG if p["type"] == "image" else p["text"] for p in m.content)
         if out and out[-1]["role"] == m.role:
             out[-1]["content"] += "\n" + content

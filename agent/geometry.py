@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pixelpilot.agent.actions import Point, Space, map_points
+from pixelpilot.agent.actions import A, Point, Space, map_points
 from pixelpilot.agent.errors import PointOutOfBounds
 
 __all__ = [
@@ -118,7 +118,9 @@ class ScreenGeometry:
         return 0 <= x < self.width and 0 <= y < self.height
 
 
-def _extent(space: Space, geom: ScreenGeometry, resized: tuple[int, int] | None):
+def _extent(
+    space: Space, geom: ScreenGeometry, resized: tuple[int, int] | None
+) -> tuple[float, float]:
     if space == "norm1000":
         return 1000.0, 1000.0
     if space == "resized_px":
@@ -178,7 +180,7 @@ def to_logical(x: int, y: int, geom: ScreenGeometry) -> tuple[float, float]:
     return geom.origin[0] + x / geom.scale, geom.origin[1] + y / geom.scale
 
 
-def to_device(action, geom: ScreenGeometry, resized: tuple[int, int] | None = None):
+def to_device(action: A, geom: ScreenGeometry, resized: tuple[int, int] | None = None) -> A:
     """A copy of ``action`` with every point converted to ``screen_px``."""
 
     def convert(p: Point) -> Point:

@@ -3,61 +3,88 @@
 Errors are caught by kind (see errors.py): a ModelRetry (bad output, point off-screen, policy
 refusal) goes back to the model with its reason, at most ``max_retries`` times per step and is
 never executed; a DeviceError or ModelError ends the run with status "error", the trajectory
-intact. Recording and progress reporting are callbacks around the loop, not code inside it.
+intact. Recording and progress reporting are callbacks around the loop, not code inside it;
+so are secrets (``secrets.Secrets``: the value goes into the action only on its way to the
+device, and a recorder wrapper keeps it out of every record).
 
 The loop is total in the model's output: whatever text a backend returns, the step ends in an
-executed action, a retry with a reason or a clean end of the run. An answer longer than
-``Budgets.max_answer_chars`` is refused unread; an exception a parser should not raise
-(RecursionError, ValidationError, ...) becomes a retry and is recorded as ``Attempt.internal``.
-The time budget is checked after every stage of a step, parsing included.
+executed action, a retry with a reason or a clean end of the run (``stages.read_answer``). The
+time budget is checked after every stage of a step, parsing included.
 
 Around the loop: a ``Policy`` judges each action before it runs (``policy.py``); a
 ``RunControl`` (``control.py``) lets a person stop the run or take over; after each action the
 screen is observed at once, how much it changed is recorded on the step, and the same action
 repeated on an unchanged screen is pointed out to the model and ends the run as "stuck"
-(``effects.py``).
+(``effects.py``). Time a person holds the run (paused, or answering a confirm question) does
+not count against the time budget.
+
+``Agent.resume(dir)`` continues a killed or budget-ended run from its last recorded step with
+the history rebuilt from the record (``resume.py``), appending to the same trajectory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import assert_never
 
-from pixelpilot.agent.actions import Action
+from pixelpilot.agent.actions import (
+    Action,
+    AskUser,
+    Click,
+    Drag,
+    Finish,
+    Gripper,
+    Home,
+    Hotkey,
+    LongPress,
+    Move,
+    MoveEffector,
+    OpenApp,
+    Pick,
+    Place,
+    Scroll,
+    Swipe,
+    SystemButton,
+    Tap,
+    TypeText,
+    Wait,
+)
 from pixelpilot.agent.control import STOPPED_REASON, TOOK_OVER_NOTE, RunControl
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
-from pixelpilot.agent.effects import RepeatGuard, screen_change
+from pixelpilot.agent.effects import RepeatGuard
 from pixelpilot.agent.errors import (
-    ActionDenied,
     DeviceError,
     ModelError,
     ModelRetry,
-    ParseError,
     StoppedByUser,
     UserTookOver,
 )
-from pixelpilot.agent.geometry import to_device
-from pixelpilot.agent.policy import ConfirmHook, Policy
+from pixelpilot.agent.policy import Confirmation, ConfirmHook, Policy
+from pixelpilot.agent.secrets import Secrets
+from pixelpilot.agent.stages import PolicyHook, add_note, effect, police, read_answer
 from pixelpilot.agent.trajectory import (
     Attempt,
+    DirectoryRecorder,
     NullRecorder,
     Recorder,
     RunMeta,
     RunResult,
     Status,
     StepRecord,
+    Trajectory,
     package_versions,
 )
 from pixelpilot.tools.base import Device, Observation
 from pixelpilot.vlm.base import VisionModel
 
-PolicyHook = Callable[[Action], None]
-"""Called with every parsed action before it runs; raise ActionDenied to refuse it."""
+Judge = Callable[[RunResult], RunResult]
+"""Called with the result when the run ends, before it is recorded: returns it with the target's
+own verdict (``achieved``, ``checks``), e.g. a scenario's checks on the app's real state."""
 INTERRUPTED_NOTE = "This action was interrupted: the user took over."
 
 
@@ -103,12 +130,16 @@ class Agent:
         on_step: Callable[[StepRecord], None] | None = None,
         ask_user: Callable[[str], str] | None = None,
         meta_extra: dict | None = None,
+        secrets: Secrets | Mapping[str, str] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.model = model
         self.device = device
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.budgets = budgets or Budgets()
-        self.recorder = recorder or NullRecorder()
+        self.secrets = Secrets.of(secrets)
+        self._records = recorder is not None
+        self.recorder = self.secrets.recorder(recorder or NullRecorder())
         self.policy = policy
         """A ``Policy`` (rules, e.g. from a YAML file) or a function that raises ActionDenied."""
         self.confirm = confirm
@@ -118,29 +149,73 @@ class Agent:
         self.on_step = on_step
         self.ask_user = ask_user
         self.meta_extra = meta_extra or {}
-        self._paused_before = 0.0  # the control's paused time before this run began
+        self.judge = judge
+        self._held_s = 0.0  # this run's seconds a person held it: paused before, confirming
 
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
-        t_start = time.monotonic()
         self.recorder.start(self._meta(task))
-        steps: list[StepRecord] = []
-        history: list[Turn] = []
+        return self._run(task, [], [])
+
+    def resume(self, trajectory: str | os.PathLike[str] | Trajectory) -> RunResult:
+        """Continue a killed or budget-ended run from its last recorded step, with the history
+        rebuilt from the record, appending to its trajectory (step numbers go on; the budgets
+        count this session). With no recorder given, the run's own directory records it."""
+        import pixelpilot.agent.resume as r
+
+        traj = r.resumable(trajectory)
+        r.check_fit(traj, self.dialect.name, self.device.kind)
+        meta = r.resume_meta(
+            traj, model=self.model.name, dialect=self.dialect.name, device=self.device.name
+        )
+        saved = self.recorder
+        if not self._records:
+            self.recorder = self.secrets.recorder(DirectoryRecorder(traj.path))
+        try:
+            self.recorder.resume(traj, meta)
+            ended = r.ended(traj)  # killed after the model's last word: only its result is due
+            if ended is not None:
+                return self.recorder.finish(ended)
+            return self._run(traj.meta.task, list(traj.steps), r.history_of(traj))
+        finally:
+            self.recorder = saved
+
+    def _meta(self, task: str) -> RunMeta:
+        device_meta: dict[str, object] = self.device.describe()
+        with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
+            device_meta.update(asdict(self.device.geometry))
+        return RunMeta(
+            task=task,
+            model=self.model.name,
+            dialect=self.dialect.name,
+            device=device_meta,
+            budgets=asdict(self.budgets),
+            versions=package_versions(),
+            extra=self.meta_extra,
+            secrets=list(self.secrets.names),
+        )
+
+    def _run(self, task: str, steps: list[StepRecord], history: list[Turn]) -> RunResult:
+        """The loop proper, after ``steps`` (and their ``history``) of an earlier session."""
+        t_start = time.monotonic()
+        task = self.secrets.task_text(task)  # what the model reads; records keep the task
+        first = steps[-1].index + 1 if steps else 1
         seen: Observation | None = None  # the screen after the last action, already observed
         repeats = RepeatGuard(self.budgets.max_repeats)
         end = _EndRun("step_budget", f"the step budget ({self.budgets.max_steps}) ran out")
         saved, self.device.interlock = self.device.interlock, self.control
-        self._paused_before = self.control.paused_seconds if self.control is not None else 0.0
+        self._held_s = -self.control.paused_seconds if self.control is not None else 0.0
         try:
-            for index in range(1, self.budgets.max_steps + 1):
+            for index in range(first, first + self.budgets.max_steps):
                 if self._out_of_time(t_start):
                     end = self._time_up()
                     break
                 took_over = self._hold(history)
                 if took_over is not None:
                     seen = None  # the person may have changed anything: look again
+                last = index == first + self.budgets.max_steps - 1
                 step, outcome, seen = self._step(
-                    index, task, history, t_start, seen, repeats, took_over
+                    index, task, history, t_start, seen, repeats, took_over, last
                 )
                 steps.append(step)
                 if self.on_step is not None:
@@ -161,29 +236,13 @@ class Agent:
             steps=steps,
             seconds=time.monotonic() - t_start,
         )
+        if self.judge is not None:
+            result = self.judge(result)
         return self.recorder.finish(result)
 
-    def _meta(self, task: str) -> RunMeta:
-        device_meta: dict[str, object] = {
-            "name": self.device.name,
-            "kind": self.device.kind,
-            "supported": sorted(self.device.supported),
-        }
-        with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
-            device_meta.update(asdict(self.device.geometry))
-        return RunMeta(
-            task=task,
-            model=self.model.name,
-            dialect=self.dialect.name,
-            device=device_meta,
-            budgets=asdict(self.budgets),
-            versions=package_versions(),
-            extra=self.meta_extra,
-        )
-
     def _out_of_time(self, t_start: float) -> bool:
-        paused = self.control.paused_seconds - self._paused_before if self.control else 0.0
-        return time.monotonic() - t_start - paused > self.budgets.max_seconds
+        held = self._held_s + (self.control.paused_seconds if self.control is not None else 0.0)
+        return time.monotonic() - t_start - held > self.budgets.max_seconds
 
     def _time_up(self) -> _EndRun:
         return _EndRun("time_budget", f"the time budget ({self.budgets.max_seconds:g} s) ran out")
@@ -204,8 +263,17 @@ class Agent:
             return None
         waited = self.control.wait_while_paused()
         if history:
-            history[-1] = replace(history[-1], note=_join(history[-1].note, TOOK_OVER_NOTE))
+            history[-1] = add_note(history[-1], TOOK_OVER_NOTE)
         return waited
+
+    def _confirm(self, c: Confirmation) -> bool:
+        """The confirm hook, its time (a person reading and answering) kept off the budget."""
+        assert self.confirm is not None
+        t0 = time.monotonic()
+        try:
+            return self.confirm(c)
+        finally:
+            self._held_s += time.monotonic() - t0
 
     def _step(
         self,
@@ -215,10 +283,11 @@ class Agent:
         t_start: float,
         seen: Observation | None,
         repeats: RepeatGuard,
-        took_over: float | None = None,
+        took_over: float | None,
+        last: bool,
     ) -> tuple[StepRecord, _EndRun | None, Observation | None]:
         """One step: (its record, how the run ends or None, the screen after its action if it
-        was already observed)."""
+        was already observed: not after the ``last`` step the budget allows)."""
         step = StepRecord(index=index, started_at=time.time(), geometry={}, took_over_s=took_over)
         timings = step.timings  # filled in place as the stages run
         timings.update(dict.fromkeys(("capture", "prompt", "generate", "parse", "execute"), 0.0))
@@ -230,7 +299,10 @@ class Agent:
             step.geometry = asdict(geom)
             step.boxes = obs.extra.get("boxes")
             step.resized = resized = self.model.resized_size(geom.width, geom.height)
-            ctx = StepContext(self.device.kind, self.device.supported, geom, resized)
+            ctx = StepContext(
+                self.device.kind, self.device.supported, geom, resized, self.secrets.names
+            )
+            confirm = self._confirm if self.confirm is not None else None
             feedback: str | None = None
             for attempt_no in range(self.budgets.max_retries + 1):
                 if attempt_no and self._out_of_time(t_start):
@@ -255,7 +327,9 @@ class Agent:
                     return self._record(step, obs), self._time_up(), None
                 t0 = time.perf_counter()
                 try:
-                    action, device_action = self._accept(gen.text, ctx, attempt)
+                    limit = self.budgets.max_answer_chars
+                    action, device_action = read_answer(gen.text, self.dialect, ctx, limit, attempt)
+                    police(self.policy, action, device_action, self.device, confirm, attempt)
                 except ModelRetry as exc:
                     feedback = attempt.error = str(exc)
                     continue
@@ -282,10 +356,11 @@ class Agent:
                 step.action, step.device_action = action, device_action
                 history.append(Turn(raw=gen.text, action=action, image=obs.image, note=note))
                 after = None
-                if outcome is None and step.executed is not None and index < self.budgets.max_steps:
+                if outcome is None and step.executed is not None and not last:
                     after = self.device.observe()  # the next step's screen, seen now
                     timings["capture"] += after.seconds
-                    outcome = self._effect(step, obs, after, history, repeats)
+                    stuck = effect(step, obs, after, history, repeats)
+                    outcome = _EndRun("failure", stuck) if stuck else None
                 step.result = history[-1].note
                 return self._record(step, obs), outcome, after
             reason = f"no valid action after {len(step.attempts)} answers; last error: {feedback}"
@@ -302,107 +377,32 @@ class Agent:
             step.error = "interrupted"
             return self._record(step, obs), _EndRun("error", "interrupted"), None
 
-    def _accept(self, raw: str, ctx: StepContext, attempt: Attempt) -> tuple[Action, Action]:
-        """The answer as an action (model space, then screen pixels) the policy allows.
-
-        Raises ModelRetry for anything that cannot run. Whatever else a parser raises is
-        pixelpilot's bug, not the model's: it is recorded on the attempt (``internal``) and the
-        model is asked again, so no answer can crash the loop.
-        """
-        limit = self.budgets.max_answer_chars
-        if len(raw) > limit:
-            raise ParseError(
-                f"the answer is {len(raw):,} characters long; answer with one call of at most "
-                f"{limit:,} characters"
-            )
-        t0 = time.perf_counter()
-        try:
-            action = self.dialect.parse(raw, ctx)
-            device_action = to_device(action, ctx.geometry, ctx.resized)
-        except ModelRetry:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not end the run
-            attempt.internal = _internal(exc)
-            raise ParseError(
-                f"the answer could not be read ({type(exc).__name__}); answer again with "
-                "exactly one call in the format shown"
-            ) from None
-        finally:
-            attempt.parse_s = time.perf_counter() - t0
-        self._police(action, device_action, attempt)
-        return action, device_action
-
-    def _police(self, action: Action, device_action: Action, attempt: Attempt) -> None:
-        """The policy's verdict: returns when the action may run, else ActionDenied."""
-        if self.policy is None:
-            return
-        try:
-            if isinstance(self.policy, Policy):
-                self.policy.enforce(action, device_action, self.device, self.confirm)
-            else:
-                self.policy(action)
-        except (ModelRetry, DeviceError, StoppedByUser, UserTookOver):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a broken policy denies, never allows
-            attempt.internal = _internal(exc)
-            raise ActionDenied(f"the policy could not judge this action ({exc})") from None
-
     def _act(
         self, action: Action, device_action: Action, step: StepRecord
     ) -> tuple[_EndRun | None, str]:
         """Carry out one accepted action: (how the run ends or None, the note the model is told
         about it beyond its family's own format: "" for nothing)."""
-        if action.kind == "finish":
-            end = _EndRun(action.status, f"the model finished ({action.status})", action.answer)
-            return end, ""
-        if action.kind == "ask_user":
-            if self.ask_user is None:
-                reason = f"the model asked the user {action.question!r} and no one can answer"
-                return _EndRun("failure", reason), ""
-            return None, f"The user answered: {self.ask_user(action.question)}"
-        step.executed = self.device.execute(device_action)
-        return None, step.executed.note  # e.g. a robot's "grasped nothing"
-
-    def _effect(
-        self,
-        step: StepRecord,
-        before: Observation,
-        after: Observation,
-        history: list[Turn],
-        repeats: RepeatGuard,
-    ) -> _EndRun | None:
-        """Record how much the screen changed after the step's action; a note for the model
-        when it did not; the end of the run when the same action keeps changing nothing."""
-        extra = after.extra
-        change = extra["change"] if "change" in extra else screen_change(before.image, after.image)
-        step.screen_change = change
-        step.screen_changed = None if change is None else change > 0
-        note, stuck = repeats.after(step.action, change)
-        if note:
-            history[-1] = replace(history[-1], note=_join(history[-1].note, note))
-        return _EndRun("failure", stuck) if stuck else None
+        match action:
+            case Finish():
+                reason = f"the model finished ({action.status})"
+                return _EndRun(action.status, reason, action.answer), ""
+            case AskUser():
+                if self.ask_user is None:
+                    reason = f"the model asked the user {action.question!r} and no one can answer"
+                    return _EndRun("failure", reason), ""
+                return None, f"The user answered: {self.ask_user(action.question)}"
+            case (
+                Click() | Move() | Drag() | Scroll() | TypeText() | Hotkey() | Wait() | Tap()
+                | LongPress() | Swipe() | SystemButton() | OpenApp() | Pick() | Place()
+                | Gripper() | MoveEffector() | Home()
+            ):  # fmt: skip
+                step.executed = self.secrets.execute(self.device, device_action)
+                return None, step.executed.note  # e.g. a robot's "grasped nothing"
+            case _:
+                assert_never(action)
 
     def _record(self, step: StepRecord, obs: Observation | None) -> StepRecord:
         t0 = time.perf_counter()
         recorded = self.recorder.append(step, obs.image if obs is not None else None)
         recorded.timings["record"] = time.perf_counter() - t0
         return recorded
-
-
-def _join(note: str, more: str) -> str:
-    return f"{note} {more}" if note else more
-
-
-_ROOT = str(Path(__file__).resolve().parent.parent)
-"""The directory that holds agent/, vlm/, tools/: frames under it are pixelpilot's own."""
-
-
-def _internal(exc: BaseException) -> str:
-    """An unexpected exception in one line: its type, where it was raised (the innermost frame
-    of pixelpilot's own code, then the innermost frame), and its message."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if str(Path(f.filename).resolve()).startswith(_ROOT)]
-    where = [f"{Path(f.filename).name}:{f.lineno}" for f in (ours[-1:] + frames[-1:])]
-    at = f" at {' -> '.join(dict.fromkeys(where))}" if where else ""
-    message = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}{at}: {message}"

@@ -36,11 +36,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pixelpilot.agent.actions import BY_KIND, CONTROL_KINDS, normalize_key, points
+from pixelpilot.agent.actions import BY_KIND, CONTROL_KINDS, points
 from pixelpilot.agent.errors import ActionDenied, ActionRejected, ConfigError
+from pixelpilot.agent.keys import KNOWN_KEYS, normalize_key
 from pixelpilot.tools.android_plan import resolve_app
 from pixelpilot.tools.base import Device, TargetInfo
-from pixelpilot.tools.desktop_plan import KNOWN_KEYS
 
 __all__ = ["Confirmation", "Decision", "Policy", "PolicySpec", "Rule", "WindowMatch", "key_set"]
 

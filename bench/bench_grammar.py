@@ -23,7 +23,6 @@ from pixelpilot.agent.actions import DESKTOP_KINDS, Click, Point, TypeText
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget, ScreenGeometry
-from pixelpilot.vlm import grammar as G
 from pixelpilot.vlm.constrained import GrammarConstraint, _compiled, ll_tokenizer
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE, ensure_tiny, qwen_tokenizer
 
@@ -47,21 +46,18 @@ def build_and_compile(tok: Any) -> None:
     print("| dialect | grammar chars | build (ms, uncached) | cached lookup (µs) | compile (ms) |")
     print("|---|---|---|---|---|")
     llt = ll_tokenizer(tok, QWEN_VOCAB_SIZE)
-    builders = {
-        "qwen2vl": lambda: G.qwen2vl_grammar.__wrapped__(DESKTOP_KINDS),
-        "qwen25vl": lambda: G.qwen25vl_grammar.__wrapped__("desktop", DESKTOP_KINDS, CTX.resized),
-        "uitars": lambda: G.uitars_grammar.__wrapped__("uitars", "desktop", DESKTOP_KINDS, None),
-        "uitars-1.5": lambda: G.uitars_grammar.__wrapped__(
-            "uitars-1.5", "desktop", DESKTOP_KINDS, CTX.resized
-        ),
-    }
+
+    def fresh(name: str) -> str:
+        """Uncached: a fresh dialect instance builds its grammar."""
+        return get_dialect(name).grammar(CTX)
+
     import llguidance
 
     for name in DIALECTS:
         build = []
         for _ in range(5):
             t0 = time.perf_counter()
-            g = builders[name]()
+            g = fresh(name)
             build.append(time.perf_counter() - t0)
         dialect = get_dialect(name)
         dialect.grammar(CTX)

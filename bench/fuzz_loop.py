@@ -46,9 +46,9 @@ from pixelpilot.agent.actions import (
 from pixelpilot.agent.dialects import DIALECTS, get_dialect
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.geometry import from_screen, to_device
+from pixelpilot.agent.keys import KNOWN_KEYS
 from pixelpilot.agent.loop import Agent, Budgets
 from pixelpilot.agent.trajectory import DirectoryRecorder, NullRecorder, Recorder, load_trajectory
-from pixelpilot.tools.desktop_plan import KNOWN_KEYS
 from pixelpilot.tools.dryrun import DryRunDesktop, DryRunDevice, DryRunPhone
 from pixelpilot.vlm.scripted import ScriptedModel
 
@@ -438,7 +438,7 @@ def internal_key(dialect: str, kind: str, raw: str) -> str | None:
     """The internal error (type and place) parsing ``raw`` raises, through the loop's own
     classification; None when the parser answers properly (an action or a ParseError)."""
     from pixelpilot.agent.errors import ModelRetry
-    from pixelpilot.agent.loop import _internal
+    from pixelpilot.agent.stages import internal
 
     c = next(x for x in contexts(dialect) if x.device.kind == kind)
     try:
@@ -447,7 +447,7 @@ def internal_key(dialect: str, kind: str, raw: str) -> str | None:
     except ModelRetry:
         return None
     except Exception as exc:  # noqa: BLE001
-        return _internal(exc).split(": ", 1)[0]
+        return internal(exc).split(": ", 1)[0]
     return None
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from PIL import Image
 
+from pixelpilot.scenarios.phone_widgets import APPS, LAUNCHER, SCREEN_PACKAGES, Widget
+
 __all__ = ["APPS", "LONG_PRESS_MS", "SCREENS", "TOUCH_SLOP_DP", "PhoneApp", "Widget"]
 
 LONG_PRESS_MS = 500
@@ -30,20 +32,7 @@ LONG_PRESS_MS = 500
 TOUCH_SLOP_DP = 8
 """A touch that moves less than this (dp) is a tap or a long press, not a swipe."""
 
-APPS: dict[str, tuple[str, str]] = {
-    "com.pixelpilot.signin": ("Sign in", "signin"),
-    "com.pixelpilot.shop": ("Shop", "shop"),
-    "com.android.settings": ("Settings", "settings"),
-    "com.pixelpilot.notes": ("Notes", "notes"),
-}
-"""Installed apps: package -> (launcher label, first screen)."""
 SCREENS = ("home", "signin", "shop", "settings", "about", "notes", "note")
-LAUNCHER = "com.android.launcher3"
-SCREEN_PACKAGES = {
-    **{screen: pkg for pkg, (_, screen) in APPS.items()},
-    "home": LAUNCHER, "about": "com.android.settings", "note": "com.pixelpilot.notes",
-}  # fmt: skip
-"""The package whose activity shows each screen (what ``dumpsys window`` reports in focus)."""
 ITEMS = [f"Item {i:02d}" for i in range(1, 41)]
 NOTES = ["Groceries", "Ideas", "Trip plan"]
 NOTE_BODIES = {"Groceries": "Milk, eggs, bread", "Ideas": "A robot that waters plants",
@@ -55,31 +44,6 @@ TOGGLES = {
 }
 MENU_ENTRIES = ("Pin", "Share", "Delete")
 KEY_HOME, KEY_BACK, KEY_TAB, KEY_ENTER, KEY_DEL, KEY_MENU = 3, 4, 61, 66, 67, 82
-
-
-@dataclass(frozen=True)
-class Widget:
-    """One on-screen element: id, Android class, text and box [x, y, w, h] in screen pixels."""
-
-    id: str
-    cls: str
-    text: str
-    box: tuple[int, int, int, int]
-    clickable: bool = True
-    long_clickable: bool = False
-    checkable: bool = False
-    checked: bool = False
-    focused: bool = False
-    password: bool = False
-
-    def contains(self, x: float, y: float) -> bool:
-        bx, by, bw, bh = self.box
-        return bx <= x < bx + bw and by <= y < by + bh
-
-    @property
-    def center(self) -> tuple[int, int]:
-        bx, by, bw, bh = self.box
-        return bx + bw // 2, by + bh // 2
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pixelpilot.scenarios.phone_app import LAUNCHER, SCREEN_PACKAGES, Widget
+from pixelpilot.scenarios.phone_widgets import LAUNCHER, SCREEN_PACKAGES, Widget
 
 if TYPE_CHECKING:
     from pixelpilot.scenarios.phone_app import PhoneApp

@@ -17,11 +17,11 @@ from pixelpilot.agent.actions import (
     Point,
     action_from_call,
     arguments_schema,
-    normalize_key,
     points,
     tool_specs,
 )
 from pixelpilot.agent.errors import ParseError
+from pixelpilot.agent.keys import normalize_key
 
 
 def test_every_kind_is_offered_by_some_device():

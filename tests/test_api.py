@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_exports_are_locked():
     assert pixelpilot.agent.__all__ == [
-        "Agent", "Budgets", "DirectoryRecorder", "Policy", "RunControl", "RunResult",
+        "Agent", "Budgets", "DirectoryRecorder", "Policy", "RunControl", "RunResult", "Secrets",
         "StepRecord", "Trajectory", "get_dialect", "load_trajectory", "replay",
     ]  # fmt: skip
     assert pixelpilot.tools.__all__ == [

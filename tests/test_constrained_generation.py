@@ -21,10 +21,10 @@ import pytest
 from PIL import Image
 
 from pixelpilot.agent.actions import DESKTOP_KINDS, MOBILE_KINDS, points
-from pixelpilot.agent.dialects import get_dialect
+from pixelpilot.agent.dialects import TableDialect, get_dialect
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.geometry import PixelBudget, ScreenGeometry, to_device
-from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
+from pixelpilot.vlm.base import MAX_NEW_TOKENS
 
 pytest.importorskip("torchvision", reason="Qwen2VLProcessor needs torchvision")
 
@@ -35,6 +35,9 @@ SMALL_RUNS = 440
 """Generations per dialect with the small-vocabulary checkpoint."""
 QWEN_RUNS = 60
 """Generations per dialect with the real-vocabulary checkpoint."""
+THOUGHT = 24
+"""Thought budget (tokens) of the engine's dialects here: random weights fill any budget, and
+500 generations of 512-token thoughts would take an hour; test_grammar walks the full one."""
 TASKS = ("Open the settings", "Type hello into the name field", "Scroll down", "Press submit")
 
 
@@ -85,6 +88,8 @@ def _sample(model: Any, name: str, runs: int, screens: dict[str, Image.Image]) -
     n = forced = sampled = 0
     least_forced = MAX_NEW_TOKENS
     dialect = get_dialect(name)
+    if isinstance(dialect, TableDialect):
+        dialect.thought_tokens = THOUGHT  # random weights write thoughts to the budget's end
     for i in range(runs):
         device = ("desktop", "mobile")[i % 2]
         image = screens[device]

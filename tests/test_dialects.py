@@ -102,6 +102,11 @@ QWEN2VL_GOOD = [
      Click(point=N(1, 2))),
     (F("click", {"point": [1, 2]}) + "\n✿RESULT✿: ok\n✿RETURN✿: Clicked.\n✿FUNCTION✿: type",
      "desktop", Click(point=N(1, 2))),
+    # two calls: the first is taken, as Qwen-Agent does with parallel function calls off
+    (F("click", {"point": [1, 2]}) + "\n" + F("type", {"text": "a"}), "desktop",
+     Click(point=N(1, 2))),
+    # a continued assistant turn starts with ": " (after "✿RETURN✿"), a thought may follow
+    (": The form is open.\n" + F("click", {"point": [1, 2]}), "desktop", Click(point=N(1, 2))),
     (F("type", {"text": UNICODE}), "desktop", TypeText(text=UNICODE)),
     (F("type", {"text": TRICKY + "\n"}), "desktop", TypeText(text=TRICKY + "\n")),
     (F("hotkey", {"keys": ["ctrl", "c"]}), "desktop", Hotkey(keys=["ctrl", "c"])),
@@ -137,8 +142,6 @@ QWEN2VL_BAD = [
     ('✿FUNCTION✿: click\n✿ARGS✿: {"point": [500, 3', "desktop", "cut off"),
     ("✿FUNCTION✿: click\n✿ARGS✿: {point: [1, 2]}", "desktop", "not valid JSON"),
     ('✿FUNCTION✿: click\n✿ARGS✿: {"point": [NaN, 1]}', "desktop", "not valid JSON"),
-    (F("click", {"point": [1, 2]}) + "\n" + F("type", {"text": "a"}), "desktop",
-     "one call per answer"),
     ("<|box_start|>(1,2)<|box_end|>", "robot", "not an action on this device"),
     ("<|box_start|>(1,2)<|box_end|> <|box_start|>(3,4)<|box_end|>", "desktop", "one box"),
     ("<|box_start|>(100,200),(300,", "desktop", "not closed"),
@@ -536,12 +539,14 @@ def test_format_refuses_what_the_family_cannot_express(
 # -- system prompts ----------------------------------------------------------------------------
 @pytest.mark.parametrize("ctx", [DESKTOP, MOBILE, ROBOT], ids=["desktop", "mobile", "robot"])
 def test_qwen2vl_prompt_lists_exactly_the_offered_tools(ctx: StepContext) -> None:
-    prompt = Qwen2VLDialect().system_prompt(ctx)
+    image = Image.new("RGB", (8, 8))
+    prompt = Qwen2VLDialect().build_prompt("t", [], image, ctx).messages[0].text
     for kind in BY_KIND:
         assert (f"### {kind}\n" in prompt) == (kind in ctx.kinds), kind
     schema = json.dumps(arguments_schema("click", (0, 1000)))
     assert (schema in prompt) == ("click" in ctx.kinds)
-    assert "✿FUNCTION✿: The tool to use" in prompt and "0 to 1000" in prompt
+    assert prompt.startswith("You are a helpful assistant.\n\n# Tools\n\n")
+    assert "✿FUNCTION✿: The tool to use" in prompt
 
 
 def _tools(prompt: str) -> dict[str, dict[str, Any]]:
@@ -614,9 +619,11 @@ def test_build_prompt_carries_system_task_and_screenshot() -> None:
     for name in DIALECTS:
         dialect = get_dialect(name)
         prompt = dialect.build_prompt("Open Settings", [], image, DESKTOP, feedback="bad")
-        assert prompt.messages[0].text == dialect.system_prompt(DESKTOP)
+        assert prompt.messages[0].role == "system" and prompt.messages[0].text
         assert "Open Settings" in prompt.messages[1].text
         assert prompt.images == [image]
+        assert "Your last answer was rejected: bad" in "".join(m.text for m in prompt.messages)
+        assert prompt.meta["dialect"] == name and prompt.sampling == dialect.sampling
 
 
 # -- registry and safety -----------------------------------------------------------------------

@@ -37,7 +37,9 @@ def test_filters_and_layout(tmp_path: Path) -> None:
         roles = [m["role"] for m in r["messages"]]
         assert roles[0] == "system" and roles[-1] == "assistant"
         assert all(a != b for a, b in zip(roles[1:], roles[2:], strict=False))  # alternating
-        assert sum(m["content"].count(IMAGE_TAG) for m in r["messages"]) == len(r["images"]) == 1
+        # qwen2vl shows every screenshot so far (the user's first, then each call's result)
+        assert sum(m["content"].count(IMAGE_TAG) for m in r["messages"]) == len(r["images"])
+        assert len(r["images"]) == r["pixelpilot"]["step"]
         assert (tmp_path / "a" / r["images"][0]).stat().st_size > 0
     info = json.loads((tmp_path / "a" / "dataset_info.json").read_text())
     assert info["pixelpilot"]["formatting"] == "sharegpt"
@@ -115,16 +117,19 @@ def test_labels_decode_to_the_recorded_action(processor: Any, tmp_path: Path, di
         )
         full = processor.apply_chat_template(msgs, tokenize=False)
         assert full.startswith(prompt)
-        with Image.open(out / row["images"][0]) as im:
-            image = im.convert("RGB")
-        enc_prompt = processor(text=[prompt], images=[image])
-        enc_full = processor(text=[full], images=[image])
+        shots = []
+        for name in row["images"]:
+            with Image.open(out / name) as im:
+                shots.append(im.convert("RGB"))
+        enc_prompt = processor(text=[prompt], images=shots)
+        enc_full = processor(text=[full], images=shots)
         n = len(enc_prompt["input_ids"][0])
         ids = list(enc_full["input_ids"][0])
         assert ids[:n] == list(enc_prompt["input_ids"][0])
         pad = tok.convert_tokens_to_ids("<|image_pad|>")
         w, h = row["pixelpilot"]["resized"]
-        assert ids.count(pad) == (w // 28) * (h // 28)  # the image went in at the exported size
+        # each image went in at the exported size
+        assert ids.count(pad) == len(shots) * (w // 28) * (h // 28)
         label = tok.decode(ids[n:])
         target = row["messages"][-1]["content"]
         assert label == target + "<|im_end|>\n"

@@ -45,10 +45,11 @@ from pixelpilot.agent.actions import (
 from pixelpilot.agent.dialects import DIALECTS, get_dialect
 from pixelpilot.agent.dialects._text import fit
 from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.lark import TEXT_CHARS, int_range_regex
 from pixelpilot.agent.errors import ConfigError, ModelError, ParseError
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, to_device
+from pixelpilot.vlm.base import MAX_NEW_TOKENS
 from pixelpilot.vlm.constrained import GrammarConstraint, stop_ids
-from pixelpilot.vlm.grammar import MAX_NEW_TOKENS, TEXT_CHARS, int_range_regex
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE, qwen_tokenizer, small_tokenizer
 
 
@@ -478,7 +479,7 @@ def test_mask_at_model_vocab_keeps_extra_rows_and_stops_shut(qwen_tok: Any) -> N
 def test_rejected_token_and_bad_sizes_are_clear_errors(qwen_tok: Any, small_tok: Any) -> None:
     grammar = get_dialect("qwen2vl").grammar(CONTEXTS["desktop"])
     c = GrammarConstraint(grammar, qwen_tok, QWEN_VOCAB_SIZE)
-    bad = qwen_tok.encode("Hello", add_special_tokens=False)[0]
+    bad = qwen_tok.encode("<", add_special_tokens=False)[0]  # no thought holds '<'
     assert not c.allows(bad) and not c.allows(151645)
     with pytest.raises(ModelError, match="breaks the grammar"):
         c.advance(bad)

@@ -117,7 +117,8 @@ def test_ask_user(fixture_app, desktop):
     model = ScriptedModel([ask, FINISH])
     result = Agent(model=model, device=desktop, dialect="qwen2vl", ask_user=lambda q: "Submit").run("x")
     assert result.status == "success"
-    assert "The user answered: Submit" in [m.text for m in model.prompts[1].messages]
+    # qwen2vl: the answer is the ask_user call's result (Qwen-Agent's ✿RESULT✿ slot)
+    assert "✿RESULT✿: The user answered: Submit" in "".join(m.text for m in model.prompts[1].messages)
     unanswered = Agent(model=ScriptedModel([ask]), device=desktop, dialect="qwen2vl").run("x")
     assert unanswered.status == "failure" and "Which button?" in unanswered.reason
 

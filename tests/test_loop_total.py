@@ -75,6 +75,7 @@ def test_known_crash_cases_end_in_a_retry_with_a_reason(case, tmp_path):
         s.index for s in result.steps]  # fmt: skip
     first = result.steps[0].attempts[0]
     assert first.parse_s is not None or "characters long" in (first.error or "")
+    assert first.internal is None  # the dialect engine reads them all without an internal error
     if first.error is None:  # a valid call after all (a surrogate replaced): it ran
         assert first.action is not None and len(device.executed) == 1
         return
@@ -103,18 +104,22 @@ def test_the_crash_file_holds_the_cases_the_issue_names():
     assert ("qwen2vl", "issue: 309 digits") in by and ("qwen2vl", "issue: box_start x 8192") in by
 
 
-def test_a_lone_surrogate_is_recorded_as_replacement_text(tmp_path):
+def test_a_lone_surrogate_is_a_retry_and_recorded_as_replacement_text(tmp_path):
     with DryRunDesktop() as dev:
         raw = '✿FUNCTION✿: type\n✿ARGS✿: {"text": "a\ud800b"}'
+        model = ScriptedModel([raw, FINISH])
         result = Agent(
-            model=ScriptedModel([raw, FINISH]), device=dev, dialect="qwen2vl",
-            recorder=DirectoryRecorder(tmp_path / "r"),
+            model=model, device=dev, dialect="qwen2vl", recorder=DirectoryRecorder(tmp_path / "r"),
         ).run("type")  # fmt: skip
+        assert dev.executed == []  # half a UTF-16 pair is not text: nothing is typed
     assert result.status == "success"
-    traj = load_trajectory(tmp_path / "r")
-    assert traj.steps[0].attempts[0].raw == raw.replace("\ud800", "\ufffd")
-    assert traj.steps[0].executed is not None
-    assert traj.steps[0].executed.action.text == "a\ufffdb"
+    first = load_trajectory(tmp_path / "r").steps[0].attempts[0]
+    assert first.raw == raw.replace("\ud800", "\ufffd") and first.action is None
+    assert first.error == (
+        "the answer holds a lone surrogate (U+D800, half of a UTF-16 pair), which is not text; "
+        "answer again with the characters themselves"
+    )
+    assert first.error in model.prompts[1].messages[-1].text and first.parse_s is not None
 
 
 def test_an_answer_over_the_limit_is_refused_unread():

@@ -37,9 +37,7 @@ from pixelpilot.agent.loop import Agent, Budgets
 from pixelpilot.agent.trajectory import DirectoryRecorder, load_trajectory
 from pixelpilot.tools._process import terminate
 from pixelpilot.tools.desktop import DesktopDevice
-from pixelpilot.vlm.base import Generation
-from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
-from pixelpilot.vlm.json_forms import json_form
+from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation
 from pixelpilot.vlm.openai_server import OpenAIServerModel, from_reference
 
 BUDGET = PixelBudget(min_pixels=3136, max_pixels=64 * 28 * 28)
@@ -262,9 +260,7 @@ def fake_model(server: FakeServer, **kw: Any) -> OpenAIServerModel:
 
 
 def prompt_for(dialect: str = "qwen25vl"):
-    p = get_dialect(dialect).build_prompt("Click the blue box", [], screenshot(), CTX)
-    p.meta.setdefault("ctx", CTX)
-    return p
+    return get_dialect(dialect).build_prompt("Click the blue box", [], screenshot(), CTX)
 
 
 def test_5xx_is_retried_with_exponential_backoff() -> None:
@@ -376,8 +372,11 @@ def test_request_shape_and_json_schema() -> None:
         p = prompt_for("qwen2vl")
         model.generate(p)
     body = srv.requests[0][1]
-    assert body["model"] == "m" and body["max_tokens"] == MAX_NEW_TOKENS and body["temperature"] == 0.0
-    assert [m["role"] for m in body["messages"]] == ["system", "user", "user"]
+    assert body["model"] == "m" and body["max_tokens"] == MAX_NEW_TOKENS
+    # Qwen2-VL-Instruct's generation_config (top_k 1: greedy) and Qwen-Agent's stop words
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.01, 0.001, 1)
+    assert body["stop"] == ["✿RESULT✿", "✿RETURN✿"] and "continue_final_message" not in body
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert isinstance(body["messages"][0]["content"], str)  # text-only: plain string
     (image_part,) = [c for c in body["messages"][-1]["content"] if c["type"] == "image_url"]
     url = image_part["image_url"]["url"]
@@ -389,7 +388,7 @@ def test_request_shape_and_json_schema() -> None:
     assert names == set(DESKTOP)  # the offered tools, exactly
     click = next(b for b in schema["anyOf"] if b["properties"]["name"]["const"] == "click")
     assert click["properties"]["arguments"]["properties"]["point"]["items"]["maximum"] == 1000
-    assert json_form(prompt_for("uitars")) is None
+    assert prompt_for("uitars").json_form is None
     with pytest.raises(ConfigError, match="no JSON call form"):
         fake_model(srv, constrain="json_schema").generate(prompt_for("uitars"))
 
@@ -416,9 +415,9 @@ def test_json_schema_accepts_what_the_dialect_writes(dialect: str) -> None:
     from pixelpilot.agent.actions import Click, Finish, Hotkey, Point, Scroll, TypeText
 
     d = get_dialect(dialect)
-    form = json_form(prompt_for(dialect))
+    form = prompt_for(dialect).json_form
     assert form is not None
-    schema, to_text = form
+    schema, to_text = form.schema, form.to_text
     x, y = (500, 500) if d.space == "norm1000" else (154, 98)
     actions = [
         Click(point=Point(x=x, y=y, space=d.space), button="right"),
@@ -479,3 +478,38 @@ def test_garbage_server_ends_the_run_with_error(desktop, tmp_path) -> None:
     assert result.status == "error" and "answered garbage" in result.reason
     assert len(srv.requests) == 2
     assert load_trajectory(tmp_path / "r").status == "error"
+
+
+def test_a_continued_turn_with_several_screenshots() -> None:
+    """qwen2vl after two steps: three screenshots, the assistant turn continued through vLLM's
+    continue_final_message; a server that refuses the extra fields gets Qwen-Agent's own
+    OpenAI-server layout instead (the turn merged into the user message)."""
+    from pixelpilot.agent.dialects import Turn
+
+    shots = [screenshot(), screenshot(), screenshot()]
+    history = [
+        Turn(raw='✿FUNCTION✿: click\n✿ARGS✿: {"point": [500, 500]}', image=shots[0]),
+        Turn(raw=': \n✿FUNCTION✿: type\n✿ARGS✿: {"text": "hi"}', image=shots[1], note="ok"),
+    ]
+    p = get_dialect("qwen2vl").build_prompt("Click the blue box", history, shots[2], CTX)
+    assert p.continue_final and len(p.images) == 3
+    refuse = Reply(422, {"detail": "Unexpected fields: {'continue_final_message', 'top_k'}"})
+    answer = Reply(body=completion(': \n✿FUNCTION✿: finish\n✿ARGS✿: {}'))
+    with FakeServer(Reply(body=completion("x")), refuse, answer) as srv:
+        vllm = fake_model(srv, constrain="none")
+        vllm.generate(p)
+        other = fake_model(srv, constrain="none")
+        gen = other.generate(p)
+        again = other.generate(p)
+    first, refused, merged, later = (b for _, b in srv.requests)
+    assert first["continue_final_message"] and first["add_generation_prompt"] is False
+    assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant"]
+    assert refused == first  # the same request, refused
+    assert "continue_final_message" not in merged and "top_k" not in merged
+    assert [m["role"] for m in merged["messages"]] == ["system", "user"]
+    parts = merged["messages"][1]["content"]
+    assert {"type": "text", "text": "\n\n"} in parts  # Qwen-Agent's join
+    assert sum(part["type"] == "image_url" for part in parts) == 3
+    assert later == merged  # remembered: no second refusal
+    assert gen.timings["encode"] > 0 and again.timings["encode"] == 0.0  # each image once
+    assert get_dialect("qwen2vl").parse(gen.text, CTX).kind == "finish"

@@ -24,16 +24,30 @@ import base64
 import re
 import shlex
 from collections.abc import Mapping
+from typing import assert_never
 
 from pixelpilot.agent.actions import (
     Action,
+    AskUser,
+    Click,
+    Drag,
+    Finish,
+    Gripper,
+    Home,
+    Hotkey,
     LongPress,
+    Move,
+    MoveEffector,
     OpenApp,
+    Pick,
+    Place,
     Point,
+    Scroll,
     Swipe,
     SystemButton,
     Tap,
     TypeText,
+    Wait,
 )
 from pixelpilot.agent.errors import ActionRejected, UnsupportedAction
 
@@ -84,23 +98,30 @@ def plan(action: Action, *, ime: bool, apps: Mapping[str, str] | None = None) ->
     ``ime``: whether ADBKeyboard is the active input method. ``apps``: extra app names ->
     packages for open_app. Control actions (finish, ask_user, wait) need no commands.
     """
-    if isinstance(action, Tap):
-        return [["input", "tap", *_xy(action.point)]]
-    if isinstance(action, LongPress):
-        p = _xy(action.point)
-        return [["input", "swipe", *p, *p, _ms(action.seconds)]]
-    if isinstance(action, Swipe):
-        return [["input", "swipe", *_xy(action.start), *_xy(action.end), _ms(action.seconds)]]
-    if isinstance(action, SystemButton):
-        return [["input", "keyevent", str(KEYCODES[action.button])]]
-    if isinstance(action, TypeText):
-        return type_text(action.text, ime=ime)
-    if isinstance(action, OpenApp):
-        pkg = resolve_app(action.app, apps)
-        return [["monkey", "-p", pkg, "-c", "android.intent.category.LAUNCHER", "1"]]
-    if action.kind in ("finish", "ask_user", "wait"):
-        return []
-    raise ActionRejected(f"an Android device cannot do {action.kind!r}")
+    match action:
+        case Tap():
+            return [["input", "tap", *_xy(action.point)]]
+        case LongPress():
+            p = _xy(action.point)
+            return [["input", "swipe", *p, *p, _ms(action.seconds)]]
+        case Swipe():
+            return [["input", "swipe", *_xy(action.start), *_xy(action.end), _ms(action.seconds)]]
+        case SystemButton():
+            return [["input", "keyevent", str(KEYCODES[action.button])]]
+        case TypeText():
+            return type_text(action.text, ime=ime)
+        case OpenApp():
+            pkg = resolve_app(action.app, apps)
+            return [["monkey", "-p", pkg, "-c", "android.intent.category.LAUNCHER", "1"]]
+        case Finish() | AskUser() | Wait():
+            return []
+        case (
+            Click() | Move() | Drag() | Scroll() | Hotkey()
+            | Pick() | Place() | Gripper() | MoveEffector() | Home()
+        ):  # fmt: skip
+            raise ActionRejected(f"an Android device cannot do {action.kind!r}")
+        case _:
+            assert_never(action)
 
 
 def shell_line(argv: Argv) -> str:

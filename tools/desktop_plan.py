@@ -8,41 +8,38 @@ coordinates (monitor origin + pixels / scale). ``DesktopDevice`` runs the comman
 
 from __future__ import annotations
 
-import string
-from typing import Any
+from typing import Any, assert_never
 
 from pixelpilot.agent.actions import (
     Action,
+    AskUser,
     Click,
     Drag,
+    Finish,
+    Gripper,
+    Home,
     Hotkey,
+    LongPress,
     Move,
+    MoveEffector,
+    OpenApp,
+    Pick,
+    Place,
     Point,
     Scroll,
+    Swipe,
+    SystemButton,
+    Tap,
     TypeText,
-    normalize_key,
+    Wait,
 )
 from pixelpilot.agent.errors import ActionRejected
 from pixelpilot.agent.geometry import ScreenGeometry, to_logical
+from pixelpilot.agent.keys import KNOWN_KEYS, normalize_key
 
 __all__ = ["KNOWN_KEYS", "Command", "hotkey_keys", "plan"]
 
 Command = list[Any]
-
-_NAMED_KEYS = """
-    add alt altleft altright apps backspace capslock ctrl ctrlleft ctrlright decimal del delete
-    divide down end enter esc escape execute help home insert left multiply numlock pagedown
-    pageup pause pgdn pgup print printscreen prntscrn prtsc prtscr return right scrolllock
-    select separator shift shiftleft shiftright space subtract tab up win winleft winright
-""".split()  # noqa: SIM905 - a word list reads better than 50 quoted strings
-KNOWN_KEYS: frozenset[str] = frozenset(
-    _NAMED_KEYS
-    + [f"f{i}" for i in range(1, 25)]
-    + [f"num{i}" for i in range(10)]
-    + [c for c in string.printable if c not in "\x0b\x0c"]
-)
-"""Key names pyautogui can press on X11 (its KEY_NAMES minus those with no X11 keysym)."""
-
 
 
 # -- pure: action -> commands ---------------------------------------------------------------
@@ -61,30 +58,37 @@ def plan(
     screen_px, needed only by a drag without a start. Raises ActionRejected for keys or text
     that cannot be typed. Control actions (finish, ask_user) need no commands.
     """
-    if isinstance(action, Click):
-        return [[
-            "pyautogui.click",
-            {**_xy(action.point, geometry), "button": action.button, "clicks": action.count,
-             "interval": click_interval if action.count > 1 else 0.0},
-        ]]  # fmt: skip
-    if isinstance(action, Move):
-        return [["pyautogui.moveTo", _xy(action.point, geometry)]]
-    if isinstance(action, Drag):
-        return _drag(action, geometry, pointer, drag_steps)
-    if isinstance(action, Scroll):
-        vertical = action.direction in ("up", "down")
-        sign = 1 if action.direction in ("up", "right") else -1
-        args: dict[str, Any] = {"clicks": sign * action.amount}
-        if action.point is not None:
-            args.update(_xy(action.point, geometry))
-        return [["pyautogui.scroll" if vertical else "pyautogui.hscroll", args]]
-    if isinstance(action, TypeText):
-        return _type(action.text)
-    if isinstance(action, Hotkey):
-        return [["pyautogui.hotkey", {"keys": hotkey_keys(action.keys)}]]
-    if action.kind in ("finish", "ask_user", "wait"):
-        return []
-    raise ActionRejected(f"the desktop cannot do {action.kind!r}")
+    match action:
+        case Click():
+            return [[
+                "pyautogui.click",
+                {**_xy(action.point, geometry), "button": action.button, "clicks": action.count,
+                 "interval": click_interval if action.count > 1 else 0.0},
+            ]]  # fmt: skip
+        case Move():
+            return [["pyautogui.moveTo", _xy(action.point, geometry)]]
+        case Drag():
+            return _drag(action, geometry, pointer, drag_steps)
+        case Scroll():
+            vertical = action.direction in ("up", "down")
+            sign = 1 if action.direction in ("up", "right") else -1
+            args: dict[str, Any] = {"clicks": sign * action.amount}
+            if action.point is not None:
+                args.update(_xy(action.point, geometry))
+            return [["pyautogui.scroll" if vertical else "pyautogui.hscroll", args]]
+        case TypeText():
+            return _type(action.text)
+        case Hotkey():
+            return [["pyautogui.hotkey", {"keys": hotkey_keys(action.keys)}]]
+        case Finish() | AskUser() | Wait():
+            return []
+        case (
+            Tap() | LongPress() | Swipe() | SystemButton() | OpenApp()
+            | Pick() | Place() | Gripper() | MoveEffector() | Home()
+        ):  # fmt: skip
+            raise ActionRejected(f"the desktop cannot do {action.kind!r}")
+        case _:
+            assert_never(action)
 
 
 def _xy(p: Point, geom: ScreenGeometry) -> dict[str, float]:

@@ -18,6 +18,8 @@ from typing import Any
 
 from PIL import Image
 
+import pixelpilot.tools.android_plan as android_plan
+import pixelpilot.tools.desktop_plan as desktop_plan
 from pixelpilot.agent.actions import (
     DESKTOP_KINDS,
     MOBILE_KINDS,
@@ -29,7 +31,6 @@ from pixelpilot.agent.actions import (
 )
 from pixelpilot.agent.errors import DeviceNotConnected
 from pixelpilot.agent.geometry import ScreenGeometry
-from pixelpilot.tools import android_plan, desktop_plan
 from pixelpilot.tools.base import Device, Executed, Observation
 
 __all__ = ["DryRunDesktop", "DryRunDevice", "DryRunPhone"]

@@ -22,12 +22,34 @@ import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import numpy as np
 from PIL import Image
 
-from pixelpilot.agent.actions import ROBOT_KINDS, Action
+from pixelpilot.agent.actions import (
+    ROBOT_KINDS,
+    Action,
+    AskUser,
+    Click,
+    Drag,
+    Finish,
+    Gripper,
+    Home,
+    Hotkey,
+    LongPress,
+    Move,
+    MoveEffector,
+    OpenApp,
+    Pick,
+    Place,
+    Scroll,
+    Swipe,
+    SystemButton,
+    Tap,
+    TypeText,
+    Wait,
+)
 from pixelpilot.agent.errors import ActionRejected, ConfigError, DeviceError, DeviceLost
 from pixelpilot.agent.geometry import ScreenGeometry
 from pixelpilot.tools.base import Device, Executed, Observation
@@ -224,40 +246,51 @@ class RobotDevice(Device):
         with self._alive():
             commands: list[list[Any]] = []
             note = ""
-            if action.kind == "pick":
-                if (held := self._holding()) is not None:
-                    raise ActionRejected(f"pick: the gripper already holds {held}; place it first")
-                surface, what = self._target(action.point, "pick", commands)
-                self._run(plan_pick(surface, self.workspace, what), commands)
-                held = self._holding()
-                note = f"grasped {held}" if held else "grasped nothing"
-            elif action.kind == "place":
-                held = self._holding()
-                if held is None:
-                    raise ActionRejected("place: the gripper holds nothing; pick an object first")
-                surface, what = self._target(action.point, "place", commands)
-                if commands[-1][1]["hit"] == held:
-                    raise ActionRejected(f"{what}: that is the {held} in the gripper; "
-                                         "point where it should go")  # fmt: skip
-                offset = self._ee()[2] - self._aabb(self._bodies[held])[0][2]
-                self._run(plan_place(surface, offset, self.workspace, what), commands)
-                self._step(SETTLE_STEPS)
-                note = f"released {held}"
-            elif action.kind == "move_effector":
-                surface, what = self._target(action.point, "move_effector", commands)
-                self._run(plan_move(surface, action.height, self.workspace, what), commands)
-            elif action.kind == "gripper":
-                commands.append(self._grip(action.state))
-                if action.state == "open":
+            match action:
+                case Pick():
+                    if (held := self._holding()) is not None:
+                        raise ActionRejected(
+                            f"pick: the gripper already holds {held}; place it first"
+                        )
+                    surface, what = self._target(action.point, "pick", commands)
+                    self._run(plan_pick(surface, self.workspace, what), commands)
+                    held = self._holding()
+                    note = f"grasped {held}" if held else "grasped nothing"
+                case Place():
+                    held = self._holding()
+                    if held is None:
+                        raise ActionRejected(
+                            "place: the gripper holds nothing; pick an object first"
+                        )
+                    surface, what = self._target(action.point, "place", commands)
+                    if commands[-1][1]["hit"] == held:
+                        raise ActionRejected(f"{what}: that is the {held} in the gripper; "
+                                             "point where it should go")  # fmt: skip
+                    offset = self._ee()[2] - self._aabb(self._bodies[held])[0][2]
+                    self._run(plan_place(surface, offset, self.workspace, what), commands)
                     self._step(SETTLE_STEPS)
-                held = self._holding()
-                note = f"holding {held}" if held else "holding nothing"
-            elif action.kind == "home":
-                steps, err = self._drive(HOME)
-                commands.append(["home", {"joints": list(HOME), "steps": steps,
-                                          "joint_error": round(err, 5)}])  # fmt: skip
-            else:  # guarded by Device.execute against ``supported``
-                raise DeviceError(f"{self.name}: no handler for {action.kind!r}")
+                    note = f"released {held}"
+                case MoveEffector():
+                    surface, what = self._target(action.point, "move_effector", commands)
+                    self._run(plan_move(surface, action.height, self.workspace, what), commands)
+                case Gripper():
+                    commands.append(self._grip(action.state))
+                    if action.state == "open":
+                        self._step(SETTLE_STEPS)
+                    held = self._holding()
+                    note = f"holding {held}" if held else "holding nothing"
+                case Home():
+                    steps, err = self._drive(HOME)
+                    commands.append(["home", {"joints": list(HOME), "steps": steps,
+                                              "joint_error": round(err, 5)}])  # fmt: skip
+                case (
+                    Click() | Move() | Drag() | Scroll() | TypeText() | Hotkey() | Wait()
+                    | Tap() | LongPress() | Swipe() | SystemButton() | OpenApp() | Finish()
+                    | AskUser()
+                ):  # guarded by Device.execute against ``supported``  # fmt: skip
+                    raise DeviceError(f"{self.name}: no handler for {action.kind!r}")
+                case _:
+                    assert_never(action)
             self._depth = self._seg = None  # the scene moved: the next pixel needs a new frame
         return Executed(action=action, commands=commands, note=note)
 

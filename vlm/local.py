@@ -12,6 +12,9 @@ Decoding is a plain loop over ``model(...)`` instead of ``generate`` because it 
   them, instead of one decode step each;
 - a KV cache of the text before the screenshot (system prompt, tool schema, task, history) kept
   across steps: each call reuses the longest common token prefix and only runs the rest.
+The backend reads only the Prompt: its ``sampling`` (the family's decoding settings) are the
+defaults under the constructor's explicit options, ``continue_final`` renders the last
+(assistant) message open for the model to continue, and ``stop`` strings end the answer.
 M-RoPE positions are computed once per call by the model's own ``get_rope_index`` and passed
 explicitly; ``model.model.rope_deltas`` (state that survives between calls) is reset each call.
 With ``compile=True`` the cache is a StaticCache and, on CUDA, single-token steps run through
@@ -32,9 +35,8 @@ from typing import Any, Literal
 
 from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
-from pixelpilot.vlm.base import Generation, Prompt, VisionModel
+from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Prompt, Sampling, VisionModel
 from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
-from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
 from pixelpilot.vlm.prefix_cache import PrefixCache
 
 ForcedMode = Literal["batch", "step", "off"]
@@ -68,8 +70,11 @@ class LocalModel(VisionModel):
         dtype: str | None = None,
         attn_implementation: str = "sdpa",
         pixels: PixelBudget | None = None,
-        max_new_tokens: int = MAX_NEW_TOKENS,
-        temperature: float = 0.0,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        repetition_penalty: float | None = None,
         seed: int | None = None,
         reuse_prefix: bool = True,
         compile: bool = False,
@@ -80,13 +85,22 @@ class LocalModel(VisionModel):
         cudnn_attention: bool = False,
     ) -> None:
         """``parts``: an already built (processor, model), e.g. a model made from a config for a
-        benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's."""
+        benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's.
+        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``:
+        None takes the prompt's ``sampling`` (the family's settings), then the defaults
+        (MAX_NEW_TOKENS, greedy)."""
         import torch
 
-        if max_new_tokens < 1:
+        if max_new_tokens is not None and max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if temperature < 0:
+        if temperature is not None and temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {top_k}")
+        if repetition_penalty is not None and repetition_penalty <= 0:
+            raise ConfigError(f"repetition_penalty must be > 0, got {repetition_penalty}")
         if forced not in ("batch", "step", "off"):
             raise ConfigError(f"forced must be batch, step or off, got {forced!r}")
         self.ref = ref
@@ -95,6 +109,9 @@ class LocalModel(VisionModel):
         self.pixels = pixels or HUB_PIXELS
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.top_p, self.top_k, self.repetition_penalty = top_p, top_k, repetition_penalty
+        self._sampling = Sampling()
+        """The settings of the call in progress: explicit options over the prompt's."""
         self.reuse_prefix = reuse_prefix
         self.constrain = constrain
         self.forced = forced
@@ -155,14 +172,15 @@ class LocalModel(VisionModel):
         import torch
 
         timings: dict[str, float] = {}
+        self._sampling = self.settings(prompt.sampling)
         with _timer(timings, "preprocess", self._sync):
             inputs = self.encode(prompt)
         grammar = prompt.grammar if self.constrain else None
         with torch.inference_mode(), self._attention_backends():
             image = prompt.images[-1] if prompt.images else None
-            ids, stats = self._decode(inputs, grammar, timings, image)
+            ids, stats = self._decode(inputs, grammar, timings, image, prompt.stop)
         with _timer(timings, "detokenize"):
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            text = _cut(self.tokenizer.decode(ids, skip_special_tokens=False), prompt.stop)
         grid = inputs.get("image_grid_thw")
         visual = resized = None
         if grid is not None:
@@ -181,6 +199,23 @@ class LocalModel(VisionModel):
             timings=timings,
         )
 
+    def settings(self, family: Sampling) -> Sampling:
+        """The decoding settings of a call: each explicit option, else the family's, else the
+        default (MAX_NEW_TOKENS tokens, greedy). An explicit ``temperature`` replaces the
+        family's whole sampling rule (its top_k/top_p would otherwise still apply)."""
+
+        def pick(mine: Any, theirs: Any, default: Any) -> Any:
+            return mine if mine is not None else theirs if theirs is not None else default
+
+        rule = Sampling() if self.temperature is not None else family
+        return Sampling(
+            temperature=pick(self.temperature, rule.temperature, 0.0),
+            top_p=pick(self.top_p, rule.top_p, 1.0),
+            top_k=pick(self.top_k, rule.top_k, 0),
+            repetition_penalty=pick(self.repetition_penalty, family.repetition_penalty, 1.0),
+            max_new_tokens=pick(self.max_new_tokens, family.max_new_tokens, MAX_NEW_TOKENS),
+        )
+
     def _attention_backends(self) -> Any:
         """On CUDA, SDPA without the cuDNN backend (unless ``cudnn_attention``); else nothing."""
         if self.device.type != "cuda" or self.cudnn_attention:
@@ -194,21 +229,7 @@ class LocalModel(VisionModel):
     # -- preprocessing -------------------------------------------------------------------
     def encode(self, prompt: Prompt) -> Any:
         """The processor's tensors for ``prompt`` (chat template, image resize and patches)."""
-        messages = [
-            {
-                "role": m.role,
-                "content": [
-                    {"type": "image"}
-                    if p["type"] == "image"
-                    else {"type": "text", "text": p["text"]}
-                    for p in m.content
-                ],
-            }
-            for m in prompt.messages
-        ]
-        text = self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        text = chat_text(self.processor, prompt)
         images = prompt.images or None
         return self.processor(text=[text], images=images, return_tensors="pt")
 
@@ -225,16 +246,26 @@ class LocalModel(VisionModel):
 
     # -- decoding ------------------------------------------------------------------------
     def _decode(
-        self, inputs: Any, grammar: str | None, timings: dict[str, float], image: Any = None
+        self,
+        inputs: Any,
+        grammar: str | None,
+        timings: dict[str, float],
+        image: Any = None,
+        stop: tuple[str, ...] = (),
     ) -> tuple[list[int], DecodeStats]:
         try:
-            return self._decode_impl(inputs, grammar, timings, image)
+            return self._decode_impl(inputs, grammar, timings, image, stop)
         except BaseException:
             self.reset_prefix()  # the cache may hold a half-written step
             raise
 
     def _decode_impl(
-        self, inputs: Any, grammar: str | None, timings: dict[str, float], image: Any
+        self,
+        inputs: Any,
+        grammar: str | None,
+        timings: dict[str, float],
+        image: Any,
+        stop: tuple[str, ...],
     ) -> tuple[list[int], DecodeStats]:
         import torch
 
@@ -263,7 +294,8 @@ class LocalModel(VisionModel):
             else n_prompt
         )
         cut = min(cut, n_prompt - 1)
-        need = n_prompt + self.max_new_tokens + 1
+        budget = int(self._sampling.max_new_tokens or MAX_NEW_TOKENS)
+        need = n_prompt + budget + 1
         reuse = self._prefix.take(prompt_ids[:cut] if self.reuse_prefix else [], need)
         stats.reused_tokens = reuse
         stats.prefilled_tokens = n_prompt - reuse
@@ -292,7 +324,7 @@ class LocalModel(VisionModel):
         t_decode = time.perf_counter()
         out: list[int] = []
         stats.forced_tokens = len(head)
-        done = self._finished(head, out, constraint)
+        done = self._finished(head, out, constraint, budget)
         pending = [] if n_fed > n_prompt else head  # "step" mode feeds the head one by one
         while not done:
             chunks = [pending] if self.forced == "batch" else [[t] for t in pending]
@@ -306,7 +338,7 @@ class LocalModel(VisionModel):
             if constraint is not None:
                 constraint.mask_logits(logits)
             t1 = time.perf_counter()
-            token = self._pick(logits)
+            token = self._pick(logits, prompt_ids, out)
             pending = [token]
             if constraint is not None:
                 t2 = time.perf_counter()
@@ -316,7 +348,7 @@ class LocalModel(VisionModel):
                 stats.mask_s += (t1 - t0) + (time.perf_counter() - t2)
             stats.sampled_tokens += 1
             stats.forced_tokens += len(pending) - 1
-            done = self._finished(pending, out, constraint)
+            done = self._finished(pending, out, constraint, budget) or self._stopped(out, stop)
         self._sync()
         timings["decode"] = time.perf_counter() - t_decode
         timings["grammar"] = stats.mask_s
@@ -325,13 +357,20 @@ class LocalModel(VisionModel):
             self._prefix.keep(prompt_ids[:cut])
         return out, stats
 
-    def _finished(self, new: list[int], out: list[int], constraint: Any) -> bool:
+    def _finished(self, new: list[int], out: list[int], constraint: Any, budget: int) -> bool:
         """Append ``new`` to ``out`` up to a stop token or the token budget; True when done."""
         for t in new:
-            if t in self.stop_ids or len(out) >= self.max_new_tokens:
+            if t in self.stop_ids or len(out) >= budget:
                 return True
             out.append(t)
-        return len(out) >= self.max_new_tokens or (constraint is not None and constraint.done)
+        return len(out) >= budget or (constraint is not None and constraint.done)
+
+    def _stopped(self, out: list[int], stop: tuple[str, ...]) -> bool:
+        """Whether the answer's last tokens hold a stop string (the text is cut there)."""
+        if not stop or not out:
+            return False
+        tail = self.tokenizer.decode(out[-16:], skip_special_tokens=False)
+        return any(s in tail for s in stop)
 
     def _positions(self, start: int, n: int, delta: int) -> Any:
         import torch
@@ -351,12 +390,30 @@ class LocalModel(VisionModel):
         )
         return out.logits[0, -1].float()
 
-    def _pick(self, logits: Any) -> int:
+    def _pick(self, logits: Any, prompt_ids: list[int], out: list[int]) -> int:
         import torch
 
-        if self.temperature <= 0:
+        s = self._sampling
+        penalty = float(s.repetition_penalty or 1.0)
+        if penalty != 1.0:  # as transformers' RepetitionPenaltyLogitsProcessor: prompt + answer
+            seen = torch.tensor(sorted(set(prompt_ids) | set(out)), device=logits.device)
+            picked = logits[seen]
+            logits[seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+        temperature = float(s.temperature or 0.0)
+        if temperature <= 0 or s.top_k == 1:
             return int(torch.argmax(logits))
-        probs = torch.softmax(logits / self.temperature, dim=-1)
+        logits = logits / temperature
+        if s.top_k and s.top_k < logits.shape[0]:
+            kth = torch.topk(logits, int(s.top_k)).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if s.top_p is not None and s.top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=True)
+            cum = torch.softmax(ordered, dim=-1).cumsum(-1)
+            drop = cum - torch.softmax(ordered, dim=-1) >= s.top_p  # keep the first token always
+            logits = logits.masked_fill(
+                torch.zeros_like(drop).scatter(0, order, drop), float("-inf")
+            )
+        probs = torch.softmax(logits, dim=-1)
         # exponential-race sampling (argmax p_i / E_i, E_i ~ Exp(1)) draws i with probability
         # p_i, like multinomial, at a tenth of its cost over a 152k vocabulary on a CPU
         race = torch.empty_like(probs).exponential_(1.0, generator=self._generator)
@@ -400,6 +457,36 @@ class LocalModel(VisionModel):
             import torch
 
             torch.cuda.synchronize(self.device)
+
+
+def chat_text(processor: Any, prompt: Prompt) -> str:
+    """The exact text the model sees for ``prompt``: its messages through the checkpoint's chat
+    template, each image as its vision placeholder; a final assistant message left open when
+    the model continues it (``continue_final``), else a new assistant turn opened."""
+    messages = [
+        {
+            "role": m.role,
+            "content": [
+                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
+                for p in m.content
+            ],
+        }
+        for m in prompt.messages
+    ]
+    return str(
+        processor.apply_chat_template(
+            messages,
+            tokenize=False,
+            add_generation_prompt=not prompt.continue_final,
+            continue_final_message=prompt.continue_final,
+        )
+    )
+
+
+def _cut(text: str, stop: tuple[str, ...]) -> str:
+    """``text`` up to the first stop string."""
+    ends = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return text[: min(ends)] if ends else text
 
 
 @contextlib.contextmanager

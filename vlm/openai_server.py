@@ -12,16 +12,23 @@ Constraints (``constrain``), from strongest to none:
 - ``grammar``: the dialect's Lark grammar (``Prompt.grammar``, llguidance syntax) is sent as
   ``structured_outputs.grammar`` (vLLM >= 0.12, served with the guidance backend) and as
   ``ebnf`` (SGLang with ``--grammar-backend llguidance``). The answer is the dialect's own text.
-- ``json_schema``: ``response_format`` json_schema for dialects whose call is a JSON object:
-  qwen25vl (the ``<tool_call>`` body ``{"name", "arguments"}``) and qwen2vl (``{"name",
-  "arguments"}`` for ``✿FUNCTION✿``/``✿ARGS✿``). A JSON call that comes back is written in the
-  dialect's text by copying name and arguments verbatim (no validation, no repair here); any
-  other answer passes through unchanged. UI-TARS' python-like calls have no JSON form: grammar
-  or nothing.
+- ``json_schema``: ``response_format`` json_schema from ``Prompt.json_form``, for dialects whose
+  call is a JSON object (qwen25vl's ``<tool_call>`` body, qwen2vl's ``✿ARGS✿`` with its name).
+  A JSON call that comes back is written in the dialect's text by copying name and arguments
+  verbatim (no validation, no repair here); any other answer passes through unchanged.
+  UI-TARS' python-like calls have no JSON form: grammar or nothing.
 - ``none``: plain text, validated by the dialect's parser.
 - ``auto``: the strongest one the prompt allows; when the server refuses a constrained request
   (HTTP 400/422, e.g. ``transformers serve`` rejects unknown fields) it steps down and, once a
   weaker mode is accepted, stays there for the rest of the run (``mode`` says which).
+
+The prompt's ``sampling`` gives the defaults of ``temperature``, ``top_p`` and ``max_tokens``
+(explicit options win), ``stop`` goes as ``stop``. vLLM's extra parameters (``top_k``,
+``repetition_penalty``, and ``continue_final_message``/``add_generation_prompt`` for a prompt
+whose last assistant message the model continues) are sent too; a server that refuses unknown
+fields (``transformers serve``) gets the request again without them, and a continued assistant
+turn is then merged into the user message before it, as Qwen-Agent does for OpenAI-compatible
+servers (``simulate_response_completion_with_chat``).
 
 Coordinates: the server's processor resizes again. An image its budget admits is only rounded
 to multiples of 28, the same by every server, and an image already at such a size is left as
@@ -44,9 +51,14 @@ from PIL import Image
 
 from pixelpilot.agent.errors import ConfigError, ModelError
 from pixelpilot.agent.geometry import FACTOR, HUB_PIXELS, PixelBudget
-from pixelpilot.vlm.base import Generation, Prompt, VisionModel
-from pixelpilot.vlm.grammar import MAX_NEW_TOKENS
-from pixelpilot.vlm.json_forms import JsonForm, from_json, json_form
+from pixelpilot.vlm.base import (
+    MAX_NEW_TOKENS,
+    Generation,
+    JsonForm,
+    Prompt,
+    VisionModel,
+    merge_final,
+)
 
 __all__ = ["Constrain", "OpenAIServerModel", "from_reference"]
 
@@ -88,8 +100,8 @@ class OpenAIServerModel(VisionModel):
         backoff: float = 0.5,
         constrain: Constrain = "auto",
         pixels: PixelBudget | None = None,
-        max_tokens: int = MAX_NEW_TOKENS,
-        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
         image_format: ImageFormat = "jpeg",
         prescale: bool = True,
         name: str | None = None,
@@ -120,18 +132,20 @@ class OpenAIServerModel(VisionModel):
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers
         )
-        self._image: tuple[Image.Image, str, tuple[int, int], float] | None = None
+        self._images: dict[int, tuple[Image.Image, str, tuple[int, int]]] = {}
+        """id -> (image, data URL, size sent) of the screenshots of the last prompt."""
+        self._extras: bool | None = None
+        """Whether the server takes vLLM's extra parameters (None: not known yet)."""
 
     # -- the request ---------------------------------------------------------------------------
     def _generate(self, prompt: Prompt) -> Generation:
         if not self.model:
             self.model = self._served_model()
-        url, resized, encode_s = self._encoded(prompt)
-        messages = _messages(prompt, url)
-        form = json_form(prompt)
+        urls, resized, encode_s = self._encoded(prompt)
+        form = prompt.json_form
         modes = self._modes(prompt, form is not None)
         t0 = time.perf_counter()
-        answer, mode, waited = self._ask(messages, prompt, form, modes)
+        answer, mode, waited = self._ask(urls, prompt, form, modes)
         if self.constrain == "auto":
             self._floor = _LADDER.index(mode)
         self.mode = mode
@@ -142,7 +156,7 @@ class OpenAIServerModel(VisionModel):
                 "is this an OpenAI-compatible chat completions endpoint?"
             )
         if mode == "json_schema" and form is not None:
-            text = from_json(text, form[1])
+            text = form.rewrite(text)
         usage = answer.get("usage")
         usage = usage if isinstance(usage, dict) else {}
         return Generation(
@@ -161,38 +175,62 @@ class OpenAIServerModel(VisionModel):
         )
 
     def _ask(
-        self,
-        messages: list[dict[str, Any]],
-        prompt: Prompt,
-        form: JsonForm | None,
-        modes: list[_Mode],
+        self, urls: list[str], prompt: Prompt, form: JsonForm | None, modes: list[_Mode]
     ) -> tuple[dict[str, Any], _Mode, float]:
-        """(answer, the mode it was asked in, seconds of backoff), stepping down on refusals."""
-        for mode in modes[:-1]:
+        """(answer, the mode it was asked in, seconds of backoff), stepping down on refusals:
+        each mode with vLLM's extra parameters, then without them."""
+        tries = [
+            (mode, extras)
+            for mode in modes
+            for extras in ((True, False) if self._extras is None and _extras(prompt) else (False,))
+        ]
+        if self._extras and _extras(prompt):
+            tries = [(mode, True) for mode in modes]
+        for i, (mode, extras) in enumerate(tries):
             try:
-                answer, slept = self._post(self._body(messages, mode, prompt, form))
+                answer, slept = self._post(self._body(urls, mode, prompt, form, extras))
             except _Refused as exc:
-                if exc.status in _CONSTRAINT_REFUSED:
-                    continue  # auto only: the server refused this kind of constraint
+                if i < len(tries) - 1 and exc.status in _CONSTRAINT_REFUSED:
+                    continue  # the server refused this constraint, or the extra parameters
                 raise ModelError(self._refused_message(exc, mode)) from None
+            if _extras(prompt):
+                self._extras = extras
             return answer, mode, slept
-        mode = modes[-1]
-        try:
-            answer, slept = self._post(self._body(messages, mode, prompt, form))
-        except _Refused as exc:
-            raise ModelError(self._refused_message(exc, mode)) from None
-        return answer, mode, slept
+        raise AssertionError("no request was tried")  # pragma: no cover - modes is never empty
 
     def _body(
-        self, messages: list[dict[str, Any]], mode: _Mode, prompt: Prompt, form: JsonForm | None
+        self,
+        urls: list[str],
+        mode: _Mode,
+        prompt: Prompt,
+        form: JsonForm | None,
+        extras: bool,
     ) -> dict[str, Any]:
-        return {
+        s = prompt.sampling
+        temperature = self.temperature
+        top_p = None
+        if temperature is None:  # the family's rule, as a whole
+            temperature = s.temperature if s.temperature is not None else 0.0
+            top_p = s.top_p
+        body: dict[str, Any] = {
             "model": self.model,
-            "messages": messages,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            **_constraint(mode, prompt, form),
+            "messages": _messages(prompt, urls, prompt.continue_final and not extras),
+            "max_tokens": self.max_tokens or s.max_new_tokens or MAX_NEW_TOKENS,
+            "temperature": temperature,
         }
+        if top_p is not None:
+            body["top_p"] = top_p
+        if prompt.stop:
+            body["stop"] = list(prompt.stop)
+        if extras:
+            if self.temperature is None and s.top_k is not None:
+                body["top_k"] = s.top_k
+            if s.repetition_penalty not in (None, 1.0):
+                body["repetition_penalty"] = s.repetition_penalty
+            if prompt.continue_final:
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
+        return {**body, **_constraint(mode, prompt, form)}
 
     def _modes(self, prompt: Prompt, has_json: bool) -> list[_Mode]:
         """Constraint modes to try in order for this prompt."""
@@ -276,24 +314,31 @@ class OpenAIServerModel(VisionModel):
         return f"{self.url}: {exc}; {hint}"
 
     # -- the screenshot ------------------------------------------------------------------------
-    def _encoded(self, prompt: Prompt) -> tuple[str, tuple[int, int] | None, float]:
-        """(data URL, size the model sees, seconds it took) of the prompt's screenshot
-        (("", None, 0) for a text-only prompt).
+    def _encoded(self, prompt: Prompt) -> tuple[list[str], tuple[int, int] | None, float]:
+        """(data URL of each screenshot in prompt order, size the model sees the last one at,
+        seconds spent encoding) (([], None, 0) for a text-only prompt).
 
-        Encoded once per screenshot: the retries of a step send the same image object.
+        Each screenshot is encoded once: the retries of a step, and later steps that show
+        earlier screenshots again, send the same image objects.
         """
         images = prompt.images
-        if len(images) > 1:
-            raise ModelError(
-                f"{self.name}: a prompt carries one screenshot at most, got {len(images)}"
-            )
         if not images:
-            return "", None, 0.0
-        image = images[0]
-        cached = self._image
-        if cached is not None and cached[0] is image:
-            return cached[1], cached[2], 0.0
+            return [], None, 0.0
+        seen: dict[int, tuple[Image.Image, str, tuple[int, int]]] = {}
         t0 = time.perf_counter()
+        spent = False
+        for image in images:
+            hit = self._images.get(id(image))
+            if hit is None or hit[0] is not image:
+                hit = (image, *self._encode(image))
+                spent = True
+            seen[id(image)] = hit
+        self._images = seen  # only what this prompt shows stays cached
+        seconds = time.perf_counter() - t0 if spent else 0.0
+        return [seen[id(im)][1] for im in images], seen[id(images[-1])][2], seconds
+
+    def _encode(self, image: Image.Image) -> tuple[str, tuple[int, int]]:
+        """(data URL, size sent) of one screenshot, shrunk to the budget where it shrinks it."""
         resized = self.pixels.resize(*image.size)
         sent = image.convert("RGB") if image.mode != "RGB" else image
         if self.prescale and resized != _rounded(*image.size):
@@ -304,13 +349,11 @@ class OpenAIServerModel(VisionModel):
         else:
             sent.save(buf, "JPEG", quality=95, subsampling=0)
         url = f"data:image/{self.image_format};base64,{base64.b64encode(buf.getvalue()).decode()}"
-        seconds = time.perf_counter() - t0
-        self._image = (image, url, resized, seconds)
-        return url, resized, seconds
+        return url, resized
 
     def close(self) -> None:
         self._client.close()
-        self._image = None
+        self._images = {}
 
 
 def from_reference(ref: str, **options: Any) -> OpenAIServerModel:
@@ -343,10 +386,21 @@ def _rounded(width: int, height: int) -> tuple[int, int]:
     return max(FACTOR, round(width / FACTOR) * FACTOR), max(FACTOR, round(height / FACTOR) * FACTOR)
 
 
-def _messages(prompt: Prompt, image_url: str) -> list[dict[str, Any]]:
-    """The prompt as OpenAI chat messages; text-only messages as plain strings."""
+def _extras(prompt: Prompt) -> bool:
+    """Whether the prompt asks for any of vLLM's extra parameters."""
+    s = prompt.sampling
+    return prompt.continue_final or s.top_k is not None or s.repetition_penalty not in (None, 1.0)
+
+
+def _messages(prompt: Prompt, urls: list[str], merge_final_: bool = False) -> list[dict[str, Any]]:
+    """The prompt as OpenAI chat messages (text-only ones as plain strings), the i-th image as
+    ``urls[i]``. ``merge_final``: a final assistant message is appended to the user message
+    before it after a ``\n\n`` part, for servers that cannot continue an assistant turn
+    (Qwen-Agent's ``simulate_response_completion_with_chat``)."""
+    messages = merge_final(prompt.messages) if merge_final_ else prompt.messages
     out: list[dict[str, Any]] = []
-    for m in prompt.messages:
+    shots = iter(urls)
+    for m in messages:
         if all(p["type"] == "text" for p in m.content):
             out.append({"role": m.role, "content": m.text})
             continue
@@ -355,7 +409,7 @@ def _messages(prompt: Prompt, image_url: str) -> list[dict[str, Any]]:
             if p["type"] == "text":
                 parts.append({"type": "text", "text": p["text"]})
             else:
-                parts.append({"type": "image_url", "image_url": {"url": image_url}})
+                parts.append({"type": "image_url", "image_url": {"url": next(shots)}})
         out.append({"role": m.role, "content": parts})
     return out
 
@@ -365,7 +419,7 @@ def _constraint(mode: _Mode, prompt: Prompt, form: JsonForm | None) -> dict[str,
         # vLLM >= 0.12 reads structured_outputs and ignores ebnf; SGLang the other way round.
         return {"structured_outputs": {"grammar": prompt.grammar}, "ebnf": prompt.grammar}
     if mode == "json_schema" and form is not None:
-        schema = {"name": "call", "schema": form[0], "strict": True}
+        schema = {"name": "call", "schema": form.schema, "strict": True}
         return {"response_format": {"type": "json_schema", "json_schema": schema}}
     return {}
 

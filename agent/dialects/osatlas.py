@@ -44,8 +44,11 @@ from pixelpilot.agent.actions import (
     TypeText,
     Wait,
 )
-from pixelpilot.agent.dialects._text import clean, num, require, snippet, split_keys
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects._text import CALL_CHARS, clean, num, require, snippet, split_keys
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars_grounding import osatlas_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.dialects.syntax_verbline import _last_mark
 from pixelpilot.agent.errors import ParseError
 
 # verb -> (points it takes, whether it takes a [value], kinds it can stand for, purpose)
@@ -87,7 +90,7 @@ _BUTTONS = {"PRESS_BACK": "back", "PRESS_HOME": "home", "PRESS_MENU": "menu"}
 _MARK = re.compile(r"^[ \t]*actions?\s*[:：]", re.IGNORECASE | re.MULTILINE)
 _VERB = re.compile(r"(?<![A-Z_])(" + "|".join(sorted(_VERBS, key=len, reverse=True)) + r")\b")
 _POINT = re.compile(
-    r"<point>\s*\[?\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\]\]?\s*</point>"
+    r"<point>\s*\[?\[\s*(-?\d{1,12}(?:\.\d{1,12})?)\s*,\s*(-?\d{1,12}(?:\.\d{1,12})?)\s*\]\]?\s*</point>"
 )
 _HEAD = (
     "You are now operating in Executable Language Grounding mode. Your goal is to help users "
@@ -106,7 +109,7 @@ _TAIL = (
 )
 
 
-class OSAtlasDialect(Dialect):
+class OSAtlasDialect(LegacyDialect):
     """OS-Atlas-Pro-4B/7B action mode: verb lines with ``<point>[[x,y]]</point>`` in norm1000."""
 
     name: ClassVar[str] = "osatlas"
@@ -139,22 +142,22 @@ class OSAtlasDialect(Dialect):
         return f"Task: {task}"
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar_grounding import osatlas_grammar
-
-        return osatlas_grammar(ctx.device_kind, frozenset(ctx.kinds))
+        return self.cached(
+            (ctx.device_kind, ctx.kinds), lambda: osatlas_grammar(self.offered(ctx), _VERBS)
+        )
 
     # -- parse -------------------------------------------------------------------------------
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
-        marks = list(_MARK.finditer(text))
-        section = text[marks[-1].end() :] if marks else text
-        m = _VERB.search(section)
+        end = _last_mark(text)
+        section = text[end:] if end >= 0 else text
+        m = _VERB.search(section, 0, CALL_CHARS)
         if m is None:
             raise ParseError(
                 f"no action found in {snippet(text)}; end with 'actions:' and one line such as "
                 f"{_EXAMPLES['CLICK']}"
             )
-        verb, rest = m.group(1), section[m.end() :]
+        verb, rest = m.group(1), section[m.end() : m.end() + CALL_CHARS]
         npoints, has_value, _, _ = _VERBS[verb]
         found = [_point(x, y, self.space) for x, y in _POINT.findall(rest)]
         if len(found) < npoints:
@@ -197,7 +200,7 @@ class OSAtlasDialect(Dialect):
                 direction = need().strip().lower()
                 if direction not in ("up", "down", "left", "right"):
                     raise ParseError(f"SCROLL [{value}]: the direction is UP, DOWN, LEFT or RIGHT")
-                return Scroll(direction=direction)  # type: ignore[arg-type]
+                return Scroll(direction=direction)
             case "HOTKEY":
                 return Hotkey(keys=split_keys([need().strip()]))
             case "LONG_PRESS":
@@ -205,7 +208,7 @@ class OSAtlasDialect(Dialect):
             case "OPEN_APP":
                 return OpenApp(app=need().strip())
             case "PRESS_BACK" | "PRESS_HOME" | "PRESS_MENU":
-                return SystemButton(button=_BUTTONS[verb])  # type: ignore[arg-type]
+                return SystemButton(button=_BUTTONS[verb])
             case "ENTER":
                 return Hotkey(keys=["enter"])
             case "PICK":
@@ -216,7 +219,7 @@ class OSAtlasDialect(Dialect):
                 state = need().strip().lower()
                 if state not in ("open", "close"):
                     raise ParseError(f"GRIPPER [{value}]: write GRIPPER [OPEN] or GRIPPER [CLOSE]")
-                return Gripper(state=state)  # type: ignore[arg-type]
+                return Gripper(state=state)
             case "MOVE_EFFECTOR":
                 return MoveEffector(point=pts[0], height=_number(value, verb, 0.15))
             case "HOME":

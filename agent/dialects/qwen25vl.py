@@ -10,7 +10,6 @@ generic tools named after our action kinds, in the same ``<tool_call>`` form.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
@@ -46,8 +45,11 @@ from pixelpilot.agent.dialects._text import (
     tidy_schema,
     xy,
 )
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars import qwen25vl_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
 from pixelpilot.agent.errors import ParseError
+from pixelpilot.vlm.base import JsonForm
 
 Coordinate = Annotated[list[int], Field(min_length=2, max_length=2)]
 _XY = "(x, y): The x (pixels from the left edge) and y (pixels from the top edge) coordinates"
@@ -118,6 +120,7 @@ class MobileUseArgs(BaseModel):
 class _Tool:
     """A cookbook tool: its argument model, and per action: our kind, required args, bullet."""
 
+    name: str
     model: type[BaseModel]
     description: str
     actions: dict[str, tuple[str, tuple[str, ...], str]]
@@ -136,6 +139,7 @@ _CENTRE = (
     "the element. Don't click boxes on their edges unless asked."
 )
 COMPUTER_USE = _Tool(
+    "computer_use",
     ComputerUseArgs,
     "Use a mouse and keyboard to interact with a computer, and take screenshots.\n"
     "* This is an interface to a desktop GUI. You do not have access to a terminal or "
@@ -178,6 +182,7 @@ COMPUTER_USE = _Tool(
     },
 )
 MOBILE_USE = _Tool(
+    "mobile_use",
     MobileUseArgs,
     "Use a touchscreen to interact with a mobile device, and take screenshots.\n"
     "* This is an interface to a mobile device with touchscreen. You can perform actions like "
@@ -232,7 +237,6 @@ _FOOTER = (
     "Call exactly one function per answer."
 )
 _EXAMPLE = '<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>'
-_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 
 @lru_cache(maxsize=64)
@@ -247,7 +251,7 @@ def args_model(tool: str, actions: tuple[str, ...]) -> type[BaseModel]:
     )
 
 
-class Qwen25VLDialect(Dialect):
+class Qwen25VLDialect(LegacyDialect):
     """Qwen2.5-VL-*-Instruct with the cookbook computer_use / mobile_use tools."""
 
     name: ClassVar[str] = "qwen25vl"
@@ -280,17 +284,22 @@ class Qwen25VLDialect(Dialect):
         lines = [json.dumps({"type": "function", "function": f}, ensure_ascii=False) for f in funcs]
         return _HEADER + "\n".join(lines) + _FOOTER
 
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def offered(self, ctx: StepContext) -> list[str]:
+        tool, actions, generic = self._offer(ctx)
+        return actions + generic
+
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
         opened = text.count("<tool_call>")
         if opened == 0:
             raise ParseError(f"no <tool_call> block; answer with {_EXAMPLE}")
         if opened > 1:
             raise ParseError("one call per answer: write a single <tool_call> block")
-        block = _BLOCK.search(text)
-        if block is None:
+        open_at = text.find("<tool_call>") + len("<tool_call>")
+        close_at = text.find("</tool_call>", open_at)
+        if close_at < 0:
             raise ParseError("the <tool_call> block is not closed; end it with </tool_call>")
-        obj = json_object(block.group(1), "<tool_call>", _EXAMPLE, exact=True)
+        obj = json_object(text[open_at:close_at], "<tool_call>", _EXAMPLE, exact=True)
         name, args = obj.get("name"), obj.get("arguments")
         if isinstance(args, str):
             args = json_object(args, '"arguments"', '"arguments": {...}', exact=True)
@@ -331,11 +340,44 @@ class Qwen25VLDialect(Dialect):
         return require(action, ctx, self.space, f"{tool} action {act!r}", actions)
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar import qwen25vl_grammar
+        resized = (ctx.resized[0], ctx.resized[1])
 
-        return qwen25vl_grammar(
-            ctx.device_kind, frozenset(ctx.kinds), (ctx.resized[0], ctx.resized[1])
-        )
+        def build() -> str:
+            tool, actions, generic = self._offer(ctx)
+            spec = TOOLS[tool] if tool is not None else None
+            return qwen25vl_grammar(spec, actions, frozenset(generic), resized)
+
+        return self.cached((ctx.device_kind, ctx.kinds, resized), build)
+
+    def json_form(self, ctx: StepContext) -> JsonForm:
+        """``{"name": ..., "arguments": {...}}``: the ``<tool_call>`` body, each coordinate
+        bounded by the image."""
+        w, h = ctx.resized
+        tool, actions, generic = self._offer(ctx)
+        tools = []
+        if tool is not None:
+            schema = tidy_schema(args_model(tool, tuple(actions)).model_json_schema())
+            schema.pop("description", None)
+            for name in ("coordinate", "coordinate2"):
+                if name in schema["properties"]:
+                    schema["properties"][name]["prefixItems"] = [
+                        {"type": "integer", "minimum": 0, "maximum": w},
+                        {"type": "integer", "minimum": 0, "maximum": h},
+                    ]
+            tools.append((tool, schema))
+        tools += [
+            (s["name"], s["parameters"]) for s in tool_specs(frozenset(generic), (0, max(w, h)))
+        ]
+        one = [
+            {
+                "type": "object",
+                "properties": {"name": {"const": name}, "arguments": args},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for name, args in tools
+        ]
+        return JsonForm({"anyOf": one}, _tool_call_text)
 
     def format(self, action: Any, ctx: StepContext) -> str:
         tool = _BY_DEVICE.get(ctx.device_kind)
@@ -346,6 +388,11 @@ class Qwen25VLDialect(Dialect):
             args, name = call_arguments(action, self.space, self.name), action.kind
         body = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
         return f"<tool_call>\n{body}\n</tool_call>"
+
+
+def _tool_call_text(name: str, arguments: Any) -> str:
+    body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    return f"<tool_call>\n{body}\n</tool_call>"
 
 
 def _to_call(tool: str, m: Any) -> tuple[str, dict[str, Any]]:

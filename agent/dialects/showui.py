@@ -41,8 +41,11 @@ from pixelpilot.agent.actions import (
     TypeText,
     Wait,
 )
-from pixelpilot.agent.dialects._text import clean, num, require, snippet, split_keys
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects._text import CALL_CHARS, clean, num, require, snippet, split_keys
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars_grounding import showui_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.dialects.syntax_pydict import python_to_json
 from pixelpilot.agent.errors import ParseError
 
 # action -> (positions: 0 none, 1 one, 2 two, -1 optional one; value needed; kinds; meaning)
@@ -105,7 +108,7 @@ _TAIL = (
 _APPS = {"desktop": "computer", "mobile": "phone", "robot": "robot camera"}
 
 
-class ShowUIDialect(Dialect):
+class ShowUIDialect(LegacyDialect):
     """ShowUI-2B navigation: ``{'action': ..., 'value': ..., 'position': [x, y]}`` in 0..1."""
 
     name: ClassVar[str] = "showui"
@@ -123,12 +126,12 @@ class ShowUIDialect(Dialect):
         return f"Task: {task}"
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar_grounding import showui_grammar
-
-        return showui_grammar(ctx.device_kind, frozenset(ctx.kinds))
+        return self.cached(
+            (ctx.device_kind, ctx.kinds), lambda: showui_grammar(self.offered(ctx), _ACTIONS)
+        )
 
     # -- parse -------------------------------------------------------------------------------
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
         start = text.find("{")
         if start < 0:
@@ -137,7 +140,9 @@ class ShowUIDialect(Dialect):
                 "{'action': 'CLICK', 'value': None, 'position': [0.5, 0.5]}"
             )
         try:
-            obj, _ = json.JSONDecoder().raw_decode(python_to_json(text[start:]))
+            obj, _ = json.JSONDecoder().raw_decode(python_to_json(text[start : start + CALL_CHARS]))
+        except RecursionError:
+            raise ParseError("the action dictionary is not valid (nested too deeply)") from None
         except ValueError as err:
             raise ParseError(f"the action dictionary is not valid ({err})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("action"), str):
@@ -200,7 +205,7 @@ class ShowUIDialect(Dialect):
             case "ENTER":
                 return Hotkey(keys=["enter"])
             case "SCROLL":
-                return Scroll(direction=_direction(verb, text))  # type: ignore[arg-type]
+                return Scroll(direction=_direction(verb, text))
             case "SWIPE":
                 return _swipe(_direction(verb, text), pts[0] if pts else None, self.space)
             case "ANSWER":
@@ -221,7 +226,7 @@ class ShowUIDialect(Dialect):
                 button = text.strip().lower()
                 if button not in ("back", "home", "menu", "enter"):
                     raise ParseError(f"PRESS value {text!r}: use back, home or menu")
-                return SystemButton(button=button)  # type: ignore[arg-type]
+                return SystemButton(button=button)
             case "OPEN_APP":
                 return OpenApp(app=text.strip())
             case "PICK":
@@ -232,7 +237,7 @@ class ShowUIDialect(Dialect):
                 state = text.strip().lower()
                 if state not in ("open", "close"):
                     raise ParseError(f"GRIPPER value {text!r}: use open or close")
-                return Gripper(state=state)  # type: ignore[arg-type]
+                return Gripper(state=state)
             case "MOVE_EFFECTOR":
                 height = _height(text)
                 return MoveEffector(point=pts[0], height=height)
@@ -309,37 +314,6 @@ def _spell(a: Any, space: Space) -> tuple[str, Any, list[Point]]:
         case AskUser():
             return "ASK_USER", a.question, []
     raise ValueError(f"showui cannot express {a!r}")
-
-
-def python_to_json(text: str) -> str:
-    """Python literal syntax -> JSON: single-quoted strings, None/True/False. Only the literal
-    syntax changes; nothing is evaluated. Text after the first complete value is kept as is."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in "'\"":
-            j, buf = i + 1, []
-            while j < n and text[j] != c:
-                if text[j] == "\\" and j + 1 < n:
-                    nxt = text[j + 1]
-                    buf.append({"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt))
-                    j += 2
-                    continue
-                buf.append(text[j])
-                j += 1
-            out.append(json.dumps("".join(buf), ensure_ascii=False))
-            i = j + 1
-            continue
-        for word, lit in (("None", "null"), ("True", "true"), ("False", "false")):
-            if text.startswith(word, i) and not (i and text[i - 1].isalnum()):
-                out.append(lit)
-                i += len(word)
-                break
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def _py(value: Any) -> str:

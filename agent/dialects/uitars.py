@@ -40,6 +40,7 @@ from pixelpilot.agent.actions import (
     action_from_call,
 )
 from pixelpilot.agent.dialects._text import (
+    CALL_CHARS,
     Call,
     clean,
     escape_single,
@@ -51,7 +52,10 @@ from pixelpilot.agent.dialects._text import (
     split_keys,
     xy,
 )
-from pixelpilot.agent.dialects.base import Dialect, StepContext
+from pixelpilot.agent.dialects.base import StepContext
+from pixelpilot.agent.dialects.grammars import uitars_grammar
+from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.dialects.syntax_pycall import _last_mark
 from pixelpilot.agent.errors import ParseError
 
 BOX = ("start_box", "end_box")
@@ -83,8 +87,6 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _BOXISH = re.compile(
     r"(?:<\|box_start\|>|<point>|<bbox>)?[\s\d.,()\[\]-]+(?:<\|box_end\|>|</point>|</bbox>)?"
 )
-_MARK_LINE = re.compile(r"^[ \t]*Action\s*[:：]", re.MULTILINE)
-_MARK_ANY = re.compile(r"\bAction\s*[:：]")
 _ANY_CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\(")
 _VERB_CALL = re.compile(r"(?<![\w.])(" + "|".join(sorted(_SPEC, key=len, reverse=True)) + r")\(")
 
@@ -133,7 +135,7 @@ _TAIL = (
 )
 
 
-class UITarsDialect(Dialect):
+class UITarsDialect(LegacyDialect):
     """UI-TARS v1 (2B/7B/72B, SFT/DPO): norm1000 boxes in ``<|box_start|>`` tokens."""
 
     name: ClassVar[str] = "uitars"
@@ -149,7 +151,7 @@ class UITarsDialect(Dialect):
         done = Finish() if (self.version, device_kind) == ("1", "desktop") else Finish(answer="xxx")
         ask = AskUser(question="?")
         if device_kind == "mobile":
-            swipes = [Swipe(start=p1, end=p2)]
+            swipes: list[Any] = [Swipe(start=p1, end=p2)]
             if self.version != "1":
                 swipes.insert(0, Scroll(direction="down", point=p1))
             return [Tap(point=p1), LongPress(point=p1), TypeText(text="xxx"), *swipes,
@@ -178,7 +180,7 @@ class UITarsDialect(Dialect):
         """The bare instruction: the system prompt ends with its "## User Instruction" heading."""
         return task
 
-    def _offered(self, ctx: StepContext) -> list[str]:
+    def offered(self, ctx: StepContext) -> list[str]:
         return list(dict.fromkeys(line.split("(")[0] for line in self.action_space(ctx)))
 
     def _example(self, verb: str) -> str:
@@ -191,18 +193,17 @@ class UITarsDialect(Dialect):
         return lines.get(verb, lines["click"])
 
     # -- parse -------------------------------------------------------------------------------
-    def parse(self, raw: str, ctx: StepContext) -> Any:
+    def _parse(self, raw: str, ctx: StepContext) -> Any:
         text = clean(raw)
-        marks = list(_MARK_LINE.finditer(text)) or list(_MARK_ANY.finditer(text))
-        before, section = (
-            (text[: marks[-1].start()], text[marks[-1].end() :]) if marks else ("", text)
-        )
-        m = (_ANY_CALL if marks else _VERB_CALL).search(section)
+        start, end = _last_mark(text)
+        marks = start >= 0
+        before, section = (text[:start], text[end:]) if marks else ("", text)
+        m = (_ANY_CALL if marks else _VERB_CALL).search(section, 0, CALL_CHARS)
         if m is None:
             point = _grounding(text) if not marks else None
             if point is not None:  # a grounding answer: "(235, 512)"
                 click = action_from_call("click", {"point": point}, self.space)
-                return require(click, ctx, self.space, "click", self._offered(ctx))
+                return require(click, ctx, self.space, "click", self.offered(ctx))
             example = self._example("click")
             if not text:
                 raise ParseError(f"empty answer; write Thought: ... then Action: {example}")
@@ -215,12 +216,10 @@ class UITarsDialect(Dialect):
             )
         verb = m.group(1)
         if verb not in _SPEC:
-            raise ParseError(
-                f"unknown action {verb!r}; use one of: {', '.join(self._offered(ctx))}"
-            )
+            raise ParseError(f"unknown action {verb!r}; use one of: {', '.join(self.offered(ctx))}")
         args = self._args(scan_call(section, verb, m.end()))
         action = self._action(verb, args, _thought(before))
-        return require(action, ctx, self.space, verb, self._offered(ctx))
+        return require(action, ctx, self.space, verb, self.offered(ctx))
 
     def _args(self, call: Call) -> dict[str, str]:
         """Arguments under their canonical names; empty ones dropped, as ui-tars does."""
@@ -362,10 +361,10 @@ class UITarsDialect(Dialect):
         raise ValueError(f"{self.name} cannot express {a.kind!r}")
 
     def grammar(self, ctx: StepContext) -> str:
-        from pixelpilot.vlm.grammar import uitars_grammar
-
-        resized = (ctx.resized[0], ctx.resized[1]) if self.space == "resized_px" else None
-        return uitars_grammar(self.name, ctx.device_kind, frozenset(ctx.kinds), resized)
+        extent = (ctx.resized[0], ctx.resized[1]) if self.space == "resized_px" else (1000, 1000)
+        return self.cached(
+            (ctx.device_kind, ctx.kinds, extent), lambda: uitars_grammar(self, ctx, extent)
+        )
 
     def format(self, action: Any, ctx: StepContext) -> str:
         call = self._call(action)
@@ -404,7 +403,7 @@ def _box(value: str, verb: str, key: str) -> tuple[float, float]:
 
 def _grounding(text: str) -> list[float] | None:
     """The point of an answer that is nothing but a box or point, else None."""
-    if not _BOXISH.fullmatch(text):
+    if len(text) > 200 or not _BOXISH.fullmatch(text):
         return None
     try:
         return list(_box(text, "answer", "point"))

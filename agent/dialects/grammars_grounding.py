@@ -1,6 +1,8 @@
-"""Decoding grammars for the grounding families: OS-Atlas-Pro verb lines and ShowUI dicts.
+"""Decoding grammars for the grounding families: OS-Atlas-Pro verb lines and ShowUI dicts (moved
+here unchanged from ``vlm/grammar_grounding.py``; they go when those families move onto
+``engine.TableDialect``; built from the verb table and offered verbs the dialect passes in).
 
-Like ``vlm.grammar``'s, each admits only answers its dialect parses, validates and maps onto the
+Like ``grammars``', each admits only answers its dialect parses, validates and maps onto the
 screen, and only the verbs/actions the dialect's prompt offers for the device (``offered``):
 
 - OS-Atlas-Pro: ``thoughts:\\n`` + one line of thought (at most ``THOUGHT_TOKENS`` tokens) +
@@ -19,18 +21,10 @@ closing literal after text that may hold ``]`` would never be reached.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from pixelpilot.vlm.grammar import (
-    _THOUGHT,
-    KEY_NAMES,
-    TEXT_CHARS,
-    THOUGHT_TOKENS,
-    _regex_literal,
-    int_range_regex,
-    lark_str,
-)
+from pixelpilot.agent.dialects.grammars import _THOUGHT, UITARS_THOUGHT_TOKENS
+from pixelpilot.agent.dialects.lark import TEXT_CHARS, int_range_regex, keys_regex, lark_str
 
 __all__ = ["osatlas_grammar", "showui_grammar"]
 
@@ -51,26 +45,6 @@ _FRACTION = r"(?:0(?:\.[0-9]{1,3})?|1(?:\.0{1,3})?)"
 """A ShowUI position coordinate: 0..1 with at most 3 decimals."""
 
 
-def _keys(sep: str) -> str:
-    """1 to 3 key names (without ``sep``) joined by ``sep``, as a regex."""
-    key = "(?:" + "|".join(_regex_literal(k) for k in KEY_NAMES if k != sep) + ")"
-    return f"{key}(?:{_regex_literal(sep)}{key}){{0,2}}"
-
-
-def _offered(name: str, device_kind: str, kinds: frozenset[str]) -> list[str]:
-    """The verbs/actions the dialect's prompt offers for this device."""
-    from pixelpilot.agent.dialects import get_dialect
-    from pixelpilot.agent.dialects.base import StepContext
-    from pixelpilot.agent.geometry import ScreenGeometry
-
-    dialect: Any = get_dialect(name)
-    ctx = StepContext(device_kind, kinds, ScreenGeometry(1000, 1000), (1000, 1000))
-    verbs: list[str] = dialect.offered(ctx)
-    if not verbs:
-        raise ValueError("no action kinds to offer")
-    return verbs
-
-
 # -- OS-Atlas-Pro ------------------------------------------------------------------------------
 _ATLAS_VALUES = {
     "TYPE": "TEXT",
@@ -84,14 +58,14 @@ _ATLAS_VALUES = {
 """The bracketed value each verb takes (a terminal that ends with the closing ']')."""
 
 
-@functools.lru_cache(maxsize=64)
-def osatlas_grammar(device_kind: str, kinds: frozenset[str]) -> str:
-    """``thoughts:\\n<thought>\\nactions:\\n<VERB line>`` for each offered verb, norm1000."""
-    from pixelpilot.agent.dialects.osatlas import _VERBS
-
+def osatlas_grammar(offered: list[str], table: dict[str, Any]) -> str:
+    """``thoughts:\\n<thought>\\nactions:\\n<VERB line>`` for each ``offered`` verb of
+    ``table`` (verb -> (points, takes a value, kinds, purpose)), norm1000."""
+    if not offered:
+        raise ValueError("no action kinds to offer")
     calls = []
-    for verb in _offered("osatlas", device_kind, kinds):
-        npoints, has_value, _, _ = _VERBS[verb]
+    for verb in offered:
+        npoints, has_value, _, _ = table[verb]
         parts = [lark_str(verb)] + ['" " point'] * npoints
         if verb == "COMPLETE":  # the answer is optional
             parts.append('(" [" TEXT)?')
@@ -102,7 +76,7 @@ def osatlas_grammar(device_kind: str, kinds: frozenset[str]) -> str:
     return "\n".join(
         [
             'start: "thoughts:\\n" thought "\\nactions:\\n" call',
-            f"thought[max_tokens={THOUGHT_TOKENS}]: THOUGHT",
+            f"thought[max_tokens={UITARS_THOUGHT_TOKENS}]: THOUGHT",
             f"THOUGHT: {_THOUGHT}",
             "call: " + " | ".join(f"c{i}" for i in range(len(calls))),
             *(f"c{i}: {rule}" for i, rule in enumerate(calls)),
@@ -110,7 +84,7 @@ def osatlas_grammar(device_kind: str, kinds: frozenset[str]) -> str:
             f"N: /{n}/",
             rf"TEXT: /{_LINE_CHAR}{{1,{TEXT_CHARS}}}\]/",
             rf"SOLID: /{_SOLID_CHAR}{_LINE_CHAR}{{0,{TEXT_CHARS - 1}}}\]/",
-            rf"KEYS: /{_keys('+')}\]/",
+            rf"KEYS: /{keys_regex('+')}\]/",
             rf"HEIGHT: /{_HEIGHT}\]/",
             'DIRECTION: "UP]" | "DOWN]" | "LEFT]" | "RIGHT]"',
             'STATE: "OPEN]" | "CLOSE]"',
@@ -137,15 +111,15 @@ _POSITIONS = {0: '"None"', 1: "pos", 2: '"[" pos ", " pos "]"', -1: '("None" | p
 _POSITION_KEY = lark_str(", 'position': ")
 
 
-@functools.lru_cache(maxsize=64)
-def showui_grammar(device_kind: str, kinds: frozenset[str]) -> str:
-    """``{'action': 'VERB', 'value': v, 'position': p}`` for each offered action, 0..1."""
-    from pixelpilot.agent.dialects.showui import _ACTIONS
-
+def showui_grammar(offered: list[str], table: dict[str, Any]) -> str:
+    """``{'action': 'VERB', 'value': v, 'position': p}`` for each ``offered`` action of
+    ``table`` (action -> (positions, needs a value, kinds, meaning)), 0..1."""
+    if not offered:
+        raise ValueError("no action kinds to offer")
     calls = []
-    for verb in _offered("showui", device_kind, kinds):
+    for verb in offered:
         value = _SHOWUI_VALUES.get(verb, '"None"')
-        position = _POSITIONS[_ACTIONS[verb][0]]
+        position = _POSITIONS[table[verb][0]]
         head = lark_str(f"{verb}', 'value': ")
         calls.append(f"{head} {value} {_POSITION_KEY} {position}")
     q = _QUOTED
@@ -159,7 +133,7 @@ def showui_grammar(device_kind: str, kinds: frozenset[str]) -> str:
             f"TEXT: /'{q}{{1,{TEXT_CHARS}}}'/",
             f"ANSWER: /'{q}{{0,{TEXT_CHARS}}}'/",
             f"SOLID: /'{_QUOTED_SOLID}{q}{{0,{TEXT_CHARS - 1}}}'/",
-            f"KEYS: /'{_keys('+')}'/",
+            f"KEYS: /'{keys_regex('+')}'/",
             f"HEIGHT: /'{_HEIGHT}'/",
             "DIRECTION: \"'up'\" | \"'down'\" | \"'left'\" | \"'right'\"",
             "BUTTON: \"'back'\" | \"'home'\" | \"'menu'\"",
