@@ -2,7 +2,7 @@
 points: ``Agent.run`` with a ``ScriptedModel`` on a dry-run device (the real desktop and
 Android planners, nothing performed), recorded by a real ``DirectoryRecorder``.
 
-    python bench/fuzz_loop.py [--outputs 100000] [--seed 1] [--save-crashes tests/data/fuzz_crashes.jsonl]
+    python bench/fuzz_loop.py [--outputs 100000] [--seed 1] [--jobs 2] [--save-crashes tests/data/fuzz_crashes.jsonl]
 
 Outputs come from generators (``GENERATORS``): valid answers of the dialect (``format`` of
 random actions), their mutations (characters and grammar tokens inserted, deleted, repeated;
@@ -468,6 +468,46 @@ def minimize(dialect: str, kind: str, raw: str, key: str, budget: int = 3000) ->
     return raw
 
 
+def _fuzz_one(dialect: str, n: int, seed: int, record: Path | None, conn: Any = None) -> Report:
+    t = time.perf_counter()
+    rep = fuzz_dialect(dialect, n, seed, record_dir=record / dialect if record else None)
+    print(f"{dialect}: {rep.outputs} outputs in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    if conn is not None:
+        conn.send(rep)
+    return rep
+
+
+def _fuzz_all(
+    dialects: list[str], n: int, seed: int, record: Path | None, jobs: int
+) -> list[Report]:
+    """Each dialect's report, fuzzed ``jobs`` at a time, each in its own (forked) process;
+    the outputs of a dialect depend only on the seed and the dialect, not on ``jobs``."""
+    if jobs == 1:
+        return [_fuzz_one(d, n, seed, record) for d in dialects]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    reports: dict[str, Report] = {}
+    todo = list(dialects)
+    running: list[tuple[str, Any, Any]] = []
+    while todo or running:
+        while todo and len(running) < jobs:
+            d = todo.pop(0)
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_fuzz_one, args=(d, n, seed, record, child))
+            proc.start()
+            running.append((d, proc, parent))
+        ready = mp.connection.wait([conn for _, _, conn in running])
+        for d, proc, conn in [r for r in running if r[2] in ready]:
+            try:
+                reports[d] = conn.recv()
+            except EOFError:  # the process died: that is a crash of the whole fuzzer
+                raise SystemExit(f"fuzzing {d} died (exit code {proc.exitcode})") from None
+            proc.join()
+            running.remove((d, proc, conn))
+    return [reports[d] for d in dialects]
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -477,23 +517,20 @@ def _pct(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--outputs", type=int, default=100_000, help="in total, over all dialects")
+    ap.add_argument("--outputs", type=int, default=100_000,
+                    help="in total, over all dialects (each gets its share, rounded up)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dialect", action="append", choices=DIALECTS)
     ap.add_argument("--no-record", action="store_true", help="NullRecorder instead of files")
     ap.add_argument("--save-crashes", type=Path, help="append minimal internal errors here (JSONL)")
+    ap.add_argument("--jobs", type=int, default=1, help="dialects fuzzed at once (processes)")
     args = ap.parse_args(argv)
     dialects = args.dialect or list(DIALECTS)
-    per = args.outputs // len(dialects)
-    reports = []
+    per = -(-args.outputs // len(dialects))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pixelpilot-fuzz-") as tmp:
-        for d in dialects:
-            rec = None if args.no_record else Path(tmp) / d
-            t = time.perf_counter()
-            rep = fuzz_dialect(d, per, args.seed, record_dir=rec)
-            reports.append(rep)
-            print(f"{d}: {rep.outputs} outputs in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        record = None if args.no_record else Path(tmp)
+        reports = _fuzz_all(dialects, per, args.seed, record, max(1, args.jobs))
     print(f"{sum(r.outputs for r in reports)} outputs, {sum(r.runs for r in reports)} runs, "
           f"{time.perf_counter() - t0:.0f} s, seed {args.seed}")  # fmt: skip
     head = (f"{'dialect':<11}{'outputs':>8}{'crashes':>8}{'invalid':>8}{'executed':>9}"
@@ -515,8 +552,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  ERROR END {reason}")
         for crash in rep.crashes[:5]:
             print(f"  CRASH [{crash['generator']}] {crash['error']}: {crash['raw'][:100]!r}")
-        for bad in rep.invalid_executed[:5]:
-            print(f"  INVALID EXECUTED {bad}")
+        for wrong in rep.invalid_executed[:5]:
+            print(f"  INVALID EXECUTED {wrong}")
     if args.save_crashes:
         with args.save_crashes.open("a", encoding="utf-8") as f:
             for rep in reports:
