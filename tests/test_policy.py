@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,29 @@ def test_confirm_asks_on_the_terminal_with_what_and_where(tmp_path):
     first = traj.steps[0]
     assert first.attempts[0].error == "the user refused this action (clicks need a yes); do something else"
     assert first.executed is not None and first.executed.action.kind == "click"
+
+
+def test_a_person_answering_confirm_is_off_the_time_budget_and_never_sees_a_secret():
+    asked: list[str] = []
+
+    def slow_yes(c: Any) -> bool:  # a person reads the question for 0.4 s, then says yes
+        asked.append(c.describe())
+        time.sleep(0.4)
+        return True
+
+    typed = '✿FUNCTION✿: type\n✿ARGS✿: {"text": "<secret>PW</secret>"}'
+    p = policy("rules: [{effect: confirm, text: '<secret>PW</secret>', reason: the password}]")
+    with DryRunDesktop() as dev:
+        result = Agent(
+            model=ScriptedModel([typed, typed, FINISH]), device=dev, dialect="qwen2vl",
+            policy=p, confirm=slow_yes, secrets={"PW": "hunter2"},
+            budgets=Budgets(max_seconds=0.6),
+        ).run("sign in")  # fmt: skip
+        typed_texts = [e.action.text for e in dev.executed]
+    assert result.status == "success", result.reason  # 0.8 s of asking, a 0.6 s budget
+    assert typed_texts == ["hunter2", "hunter2"]  # the device types the value ...
+    assert len(asked) == 2 and all("hunter2" not in q for q in asked)  # ... no one is shown it
+    assert asked[0] == "type '<secret>PW</secret>' — the password"
 
 
 def test_documented_in_docs():
