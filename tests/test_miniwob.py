@@ -25,8 +25,9 @@ SLICE = ("click-button", "enter-text", "click-checkboxes", "choose-list", "drag-
          "scroll-text-2", "copy-paste")  # fmt: skip
 
 
-def _run(env, tmp_path, *, dialect="qwen2vl", direct=False, tasks=SLICE, episodes=1):
-    cfg = BenchConfig(tasks=tasks, dialect=dialect, episodes=episodes, observe="screen",
+def _run(env, tmp_path, *, dialect="qwen2vl", direct=False, tasks=SLICE, episodes=1,
+         observe="screen"):  # fmt: skip
+    cfg = BenchConfig(tasks=tasks, dialect=dialect, episodes=episodes, observe=observe,
                       direct=direct, out=tmp_path / ("direct" if direct else dialect))  # fmt: skip
     return cfg, run_bench(cfg, env, None if direct else DomOracle(env))
 
@@ -44,6 +45,20 @@ def test_dom_policy_wins_directly_and_through_pixels_in_two_dialects(miniwob, tm
         drag = next(r for r in pixels if r.task == "drag-items")
         kinds = [s.action.kind for s in load_trajectory(drag.trajectory).steps]
         assert kinds == (["drag", "finish"] if dialect == "qwen2vl" else ["move", "drag", "finish"])
+
+
+def test_the_model_can_see_only_the_task_area(miniwob, tmp_path):
+    # --observe task: the 160x210 task area is the whole screenshot; points map back through it
+    tasks = ("click-button", "enter-text", "click-checkboxes")
+    _, pixels = _run(miniwob, tmp_path, dialect="uitars-1.5", tasks=tasks, observe="task")
+    assert [(r.task, r.success) for r in pixels] == [(t, True) for t in tasks], [
+        (r.task, r.reason) for r in pixels if not r.success
+    ]
+    traj = load_trajectory(pixels[0].trajectory)
+    x, y, w, h = miniwob.task_rect()
+    assert (w, h) == (160, 210)
+    assert traj.meta.device["view"] == {"region": [x, y, w, h]}
+    assert {(s.geometry["width"], s.geometry["height"]) for s in traj.steps} == {(160, 210)}
 
 
 def test_an_episode_is_its_task_and_seed(miniwob):
