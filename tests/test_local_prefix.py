@@ -289,3 +289,31 @@ def test_the_vision_cache_is_bounded(small):
         assert st.encoded_images > 1  # step 5: the window slid past what 2 places keep
     finally:
         small.vision_cache = 8
+
+
+@pytest.mark.parametrize("prefix", [0, 7, 150, 250, 299])
+def test_prefix_attention_is_transformers_sdpa(small, prefix):
+    """A chunk after a cached prefix, through the CPU attention the backend installs (padded
+    causal query for a short prefix, one shared mask for a long one, plain SDPA for one token
+    or an empty cache): the logits of transformers' own SDPA, to the bit."""
+    from transformers import DynamicCache
+
+    from pixelpilot.vlm.attention import PREFIX_SDPA
+
+    model = small.model
+    assert model.config.text_config._attn_implementation == PREFIX_SDPA
+    ids = torch.randint(0, 500, (1, 300), generator=torch.Generator().manual_seed(prefix))
+    pos = torch.arange(300).view(1, 1, -1).expand(3, 1, -1)
+    logits = {}
+    try:
+        for impl in ("sdpa", PREFIX_SDPA):
+            model.set_attn_implementation({"text_config": impl})
+            cache = DynamicCache(config=model.config)
+            with torch.inference_mode():
+                if prefix:
+                    model(input_ids=ids[:, :prefix], position_ids=pos[..., :prefix], cache=cache)
+                out = model(input_ids=ids[:, prefix:], position_ids=pos[..., prefix:], cache=cache)
+            logits[impl] = out.logits
+    finally:
+        model.set_attn_implementation({"text_config": PREFIX_SDPA})
+    assert torch.equal(logits["sdpa"], logits[PREFIX_SDPA])

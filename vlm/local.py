@@ -25,9 +25,11 @@ call.
 With ``compile=True`` the cache is a StaticCache and, on CUDA, single-token steps run through
 ``torch.compile`` (CUDA graphs); prefill and multi-token forced chunks stay eager.
 
-On CUDA, attention runs on flash / memory-efficient SDPA, not cuDNN's: cuDNN builds a new
-graph for each new key length, which a decode with a growing cache hits on every pass
-(measured on an H200: docs/models.md). ``cudnn_attention=True`` allows it again.
+On a CPU, text attention runs through ``attention.prefix_sdpa``: a chunk after a cached prefix
+takes the causal kernel or one shared mask, not a boolean mask per layer (3x slower there).
+On CUDA, attention runs on flash / memory-efficient SDPA, not cuDNN's: cuDNN builds a new graph
+for each new key length, which a decode with a growing cache hits on every pass (measured on
+an H200: docs/models.md). ``cudnn_attention=True`` allows it again.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any, Literal
 
 from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
+from pixelpilot.vlm.attention import forget_masks, use_prefix_sdpa
 from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Prompt, Sampling, VisionModel
 from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
 from pixelpilot.vlm.inputs import Encoded, chat_text, encode, rope_positions
@@ -141,6 +144,8 @@ class LocalModel(VisionModel):
             self.processor, self.model = load_checkpoint(
                 ref, self.device, self.dtype, attn_implementation
             )
+        if self.device.type == "cpu" and not compile and attn_implementation == "sdpa":
+            use_prefix_sdpa(self.model)  # a chunk after a cached prefix without a mask tensor
         self.config = self.model.config
         self.vocab_size = int(self.config.get_text_config().vocab_size)
         self.set_pixels(self.pixels)
@@ -398,6 +403,7 @@ class LocalModel(VisionModel):
             mm_encoder_outputs=mm_encoder_outputs,
             logits_to_keep=1,
         )
+        forget_masks()
         return out.logits[0, -1].float()
 
     def _constraint(self, grammar: str | None) -> Any:
