@@ -31,7 +31,7 @@ LOOP = {"agent.loop", "agent.trajectory", "agent.trajectory_compat", "agent.view
         "agent.overlay", "agent.animate", "agent.evaluate", "agent.export", "agent.replay",
         "agent.secrets", "agent.resume"}  # fmt: skip
 COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj",
-               "agent.cli_scenario", "agent.cli_bench", "agent.cli_common"}  # fmt: skip
+               "agent.cli_scenario", "agent.cli_bench", "agent.cli_common", "agent.cli_prompt"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:

@@ -24,6 +24,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from pixelpilot.agent.geometry import PixelBudget
 from pixelpilot.vlm.base import Prompt
 
 Grid = tuple[int, int, int]
@@ -83,6 +84,17 @@ def chat_text(processor: Any, prompt: Prompt) -> str:
             continue_final_message=prompt.continue_final,
         )
     )
+
+
+def set_pixels(processor: Any, budget: PixelBudget) -> None:
+    """Make ``processor`` resize images into ``budget`` (min/max pixels of the resized image)."""
+    from transformers.image_utils import SizeDict
+
+    ip = processor.image_processor
+    ip.size = SizeDict(shortest_edge=budget.min_pixels, longest_edge=budget.max_pixels)
+    for attr in ("min_pixels", "max_pixels"):  # older processors read these directly
+        if hasattr(ip, attr):
+            setattr(ip, attr, getattr(budget, attr))
 
 
 def image_grid(processor: Any, width: int, height: int) -> Grid:

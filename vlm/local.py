@@ -45,7 +45,7 @@ from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.vlm.attention import forget_masks, use_prefix_sdpa
 from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Prompt, Sampling, VisionModel
 from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
-from pixelpilot.vlm.inputs import Encoded, chat_text, encode, rope_positions
+from pixelpilot.vlm.inputs import Encoded, chat_text, encode, rope_positions, set_pixels
 from pixelpilot.vlm.prefix_cache import PrefixCache
 from pixelpilot.vlm.sampling import pick
 from pixelpilot.vlm.vision_cache import VisionCache
@@ -263,14 +263,8 @@ class LocalModel(VisionModel):
 
     def set_pixels(self, budget: PixelBudget) -> None:
         """Use ``budget`` (min/max pixels of the resized screenshot) from the next call on."""
-        from transformers.image_utils import SizeDict
-
         self.pixels = budget
-        ip = self.processor.image_processor
-        ip.size = SizeDict(shortest_edge=budget.min_pixels, longest_edge=budget.max_pixels)
-        for attr in ("min_pixels", "max_pixels"):  # older processors read these directly
-            if hasattr(ip, attr):
-                setattr(ip, attr, getattr(budget, attr))
+        set_pixels(self.processor, budget)
 
     # -- decoding ------------------------------------------------------------------------
     def _decode(
