@@ -15,7 +15,9 @@ Each configuration runs ``--rounds`` times, the configurations taking turns: "re
 default backend (KV prefix + vision features of screenshots seen before), "no reuse" computes
 everything each step (``reuse_prefix=False, vision_cache=0``). Both give the same tokens
 (tests/test_local_prefix.py); the answers in the history are a fixed UI-TARS/qwen2vl answer.
-Reported per configuration: median ms per stage, and what was reused, over the steps in the
+Reported per configuration: median ms per stage (wall clock) and per step (wall clock, and this
+process's CPU time, which load from other processes on the machine does not inflate), and what
+was reused, over the steps in the
 steady state: UI-TARS from the step whose prompt first holds the full window (from then on the
 window slides each step), qwen2vl the step whose prompt holds 5 screenshots.
 """
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,13 +103,16 @@ def run(
     rows = []
     for step in range(steps):
         prompt = layout(history, screenshot(step, size))
+        cpu = time.process_time()
         gen = model.generate(prompt)
+        cpu = time.process_time() - cpu
         st = model.last_stats
         rows.append(
             {
                 **{k: gen.timings.get(k, 0.0) for k in STAGES},
                 "index": step,
                 "step": gen.seconds,
+                "step CPU": cpu,
                 "screenshots": len(prompt.images),
                 "prompt tokens": gen.prompt_tokens or 0,
                 "reused tokens": st.reused_tokens,
@@ -156,8 +163,10 @@ def main() -> None:
             assert [x["tokens"] for x in a] == [x["tokens"] for x in b], "reuse changed tokens"
     cpu = platform.processor() or platform.machine()
     print(f"tiny Qwen2-VL ({args.vocab} vocabulary), CPU {cpu}, {args.threads} torch thread(s)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{args.steps} steps x {args.rounds} rounds, {args.size} screenshots; median ms/step")
-    cols = [*STAGES, "step"]
+    print(f"load average at the end: {load}")
+    cols = [*STAGES, "step", "step CPU"]
     counts = ["prompt tokens", "reused tokens", "images in reused prefix",
               "images from vision cache", "images through ViT"]  # fmt: skip
     print("| layout | mode | steps | " + " | ".join(cols + counts) + " |")

@@ -317,3 +317,24 @@ def test_prefix_attention_is_transformers_sdpa(small, prefix):
     finally:
         model.set_attn_implementation({"text_config": PREFIX_SDPA})
     assert torch.equal(logits["sdpa"], logits[PREFIX_SDPA])
+
+
+def test_a_collected_images_digest_is_forgotten():
+    """The digest memo holds no entry for an image that is gone, and a late callback of an
+    image whose id a new image took does not drop the new image's entry."""
+    import gc
+    import weakref
+
+    from pixelpilot.vlm import inputs
+
+    img = shot(0)
+    key, value = id(img), inputs.digest(img)
+    assert inputs._DIGESTS[key][1] == value and inputs.digest(img.copy()) == value
+    del img
+    gc.collect()
+    assert key not in inputs._DIGESTS
+    new = shot(1)
+    inputs.digest(new)
+    stale = weakref.ref(shot(2))  # another image's ref, as if an old one had this id
+    inputs._forget(id(new), stale)
+    assert inputs._DIGESTS[id(new)][0]() is new

@@ -19,6 +19,7 @@ after it was sent (PIL's operations return new images; the loop never draws on a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import weakref
 from dataclasses import dataclass
@@ -194,12 +195,12 @@ def digest(image: Any) -> bytes:
     h.update(f"{image.mode} {image.size}".encode())
     h.update(image.tobytes())
     value = h.digest()
-    _DIGESTS[key] = (weakref.ref(image, _forget), value)
+    _DIGESTS[key] = (weakref.ref(image, functools.partial(_forget, key)), value)
     return value
 
 
-def _forget(ref: weakref.ref[Any]) -> None:
-    """Drop a collected image's digest (its id may be reused by a new image)."""
-    for key, (r, _) in list(_DIGESTS.items()):
-        if r is ref:
-            del _DIGESTS[key]
+def _forget(key: int, ref: weakref.ref[Any]) -> None:
+    """Drop a collected image's digest (unless a new image has its id already)."""
+    hit = _DIGESTS.get(key)
+    if hit is not None and hit[0] is ref:
+        del _DIGESTS[key]
