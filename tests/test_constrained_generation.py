@@ -42,6 +42,13 @@ SMALL_RUNS = RUNS - QWEN_RUNS
 THOUGHT = 24
 """Thought budget (tokens) of the engine's dialects here: random weights fill any budget, and
 500 generations of 512-token thoughts would take an hour; test_grammar walks the full one."""
+EXTRA_CALLS = 0
+"""Calls admitted after the first (OS-Atlas's further action lines, ShowUI's further dicts):
+random weights often write them, none is executed, and they made these two dialects
+10-50% slower here; test_grammar's walks and the official corpus (check_dialect) cover
+them."""
+LEAST_FORCED = {"osatlas": 1}
+"""Tokens the grammar forces in every answer, where fewer than 3."""
 TASKS = ("Open the settings", "Type hello into the name field", "Scroll down", "Press submit")
 
 
@@ -94,8 +101,11 @@ def _sample(model: Any, name: str, runs: int, screens: dict[str, Image.Image]) -
     dialect = get_dialect(name)
     if isinstance(dialect, TableDialect):
         dialect.thought_tokens = THOUGHT  # random weights write thoughts to the budget's end
+        dialect.extra_calls = EXTRA_CALLS
     for i in range(runs):
-        device = ("desktop", "mobile")[i % 2]
+        # the first half on the desktop, then the phone: consecutive prompts share their
+        # instructions, which the backend's prefix reuse does not compute again
+        device = ("desktop", "mobile")[2 * i >= runs]
         image = screens[device]
         ctx = _ctx(device, image, model)
         prompt = dialect.build_prompt(TASKS[i % len(TASKS)], [], image, ctx)
@@ -142,4 +152,9 @@ def test_sampled_generations_from_random_weights_always_parse_and_validate(
     print(name, "kinds:", dict(small["kinds"] + qwen["kinds"]))  # shown with -s
     assert len(seen) >= 6, seen
     # the grammar forces the dialect's markers (and JSON keys): no generation samples them
-    assert min(small["least_forced"], qwen["least_forced"]) >= 3, (small, qwen)
+    # (OS-Atlas's answer opens with a choice, "thoughts:" or "actions:": "actions" is sampled
+    # and only ":\n" forced before a verb such as WAIT)
+    assert min(small["least_forced"], qwen["least_forced"]) >= LEAST_FORCED.get(name, 3), (
+        small,
+        qwen,
+    )

@@ -292,7 +292,7 @@ REFUSALS = [
     (LineFamily, "desktop", "actions:\nCLICK somewhere", "missing argument 'point'"),
     (LineFamily, "mobile", "actions:\nHOTKEY [ctrl+c]", "'HOTKEY' is not available on this device"),
     (DictFamily, "desktop", "{'action': 'CLICK', 'value': None, 'position': [1.5, 0.2]}", "outside 0..1"),
-    (DictFamily, "desktop", "{'action': 'INPUT', 'value': __import__('os'), 'position': None}", "not valid JSON"),
+    (DictFamily, "desktop", "{'action': 'INPUT', 'value': __import__('os'), 'position': None}", "is not a literal value"),
 ]  # fmt: skip
 
 

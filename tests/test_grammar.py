@@ -127,11 +127,17 @@ def check(dialect: Any, text: str, ctx: StepContext) -> Any:
     return action
 
 
+def budget(name: str) -> int:
+    """The dialect's answer budget in tokens: its own ``max_new_tokens`` (OS-Atlas-Pro and
+    ShowUI size theirs from their grammar's longest answer), else the backends' default."""
+    return get_dialect(name).sampling.max_new_tokens or MAX_NEW_TOKENS
+
+
 def _run_walks(tok: Any, counts: dict[str, int], seed: int) -> dict[str, Any]:
     vocab = _vocab(tok)
     failures: list[str] = []
     kinds: dict[tuple[str, str], Counter[str]] = {}
-    longest = 0
+    longest: Counter[str] = Counter()
     n = 0
     for d_i, name in enumerate(GRAMMAR_DIALECTS):
         dialect = get_dialect(name)
@@ -141,7 +147,7 @@ def _run_walks(tok: Any, counts: dict[str, int], seed: int) -> dict[str, Any]:
             grammar = dialect.grammar(ctx)
             for _ in range(counts[cname]):
                 tokens = walk(GrammarConstraint(grammar, tok, vocab), rng, vocab)
-                longest = max(longest, len(tokens))
+                longest[name] = max(longest[name], len(tokens))
                 texts = [tok.decode(tokens)]
                 if "<|box_start|>" in texts[0]:  # decoded with special tokens skipped, too
                     texts.append(tok.decode(tokens, skip_special_tokens=True))
@@ -159,7 +165,7 @@ def test_qwen_vocab_walks_all_parse_validate_and_land(qwen_tok: Any) -> None:
     out = _run_walks(qwen_tok, WALKS, seed=1)
     assert not out["failures"], f"{len(out['failures'])} invalid: " + "\n".join(out["failures"][:5])
     assert out["n"] >= 500 * len(GRAMMAR_DIALECTS)
-    assert out["longest"] <= MAX_NEW_TOKENS
+    assert all(n <= budget(name) for name, n in out["longest"].items()), out["longest"]
     for (name, cname), seen in out["kinds"].items():
         # a uniform walk reaches most offered kinds in every context
         assert len(seen) >= len(offered_kinds(name, CONTEXTS[cname])) // 2, (name, cname, seen)
@@ -168,7 +174,7 @@ def test_qwen_vocab_walks_all_parse_validate_and_land(qwen_tok: Any) -> None:
 def test_small_vocab_walks_all_parse_validate_and_land(small_tok: Any) -> None:
     out = _run_walks(small_tok, dict.fromkeys(CONTEXTS, SMALL_WALKS), seed=2)
     assert not out["failures"], f"{len(out['failures'])} invalid: " + "\n".join(out["failures"][:5])
-    assert out["longest"] <= MAX_NEW_TOKENS
+    assert all(n <= budget(name) for name, n in out["longest"].items()), out["longest"]
 
 
 # -- worst case: the longest answer still fits the token budget ---------------------------------
@@ -196,7 +202,7 @@ def test_adversarial_walks_fit_max_new_tokens(small_tok: Any) -> None:
                     c.advance(int(rng.choice(ids)))
                 check(dialect, small_tok.decode(c.tokens), ctx)
                 longest[name] = max(longest.get(name, 0), len(c.tokens))
-    assert all(n <= MAX_NEW_TOKENS for n in longest.values()), longest
+    assert all(n <= budget(name) for name, n in longest.items()), longest
     assert max(longest.values()) > MAX_NEW_TOKENS // 2, longest  # the walks did go long
 
 
@@ -273,9 +279,11 @@ def _signature(call: str) -> tuple[str, ...]:
 def in_action_space(dialect: Any, text: str, ctx: StepContext) -> bool:
     """UI-TARS: whether the call has the shape of one of the prompt's Action Space lines (the
     parser reads more shapes than the prompt shows; the grammar admits the prompt's).
-    OS-Atlas: whether the verb is ONE line (typed text with a newline is not)."""
+    OS-Atlas: whether the verb is ONE line (typed text with a newline is not) of an offered
+    verb (IMPOSSIBLE is read and written, but no prompt offers it)."""
     if dialect.name == "osatlas":
-        return "\n" not in text.split("\nactions:\n", 1)[1]
+        line = text.split("actions:\n", 1)[1]
+        return "\n" not in line and line.split()[0] in dialect.offered(ctx)
     if not dialect.name.startswith("uitars"):
         return True
     lines = {_signature(line.split(" #")[0]) for line in dialect.action_space(ctx)}
@@ -340,11 +348,12 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("mobile", "Thought: go\nAction: open_app(app_name='')"),
     ],
     "osatlas": [
-        ("desktop", "actions:\nCLICK <point>[[5,5]]</point>"),
-        ("desktop", "thoughts:\na\nb\nactions:\nWAIT"),
         ("desktop", "thoughts:\ngo <|im_end|>\nactions:\nWAIT"),
+        ("desktop", "thoughts:\ngo\nactions:\nWAIT\nWAIT\nWAIT\nWAIT"),  # 3 lines at most
+        ("desktop", "thoughts:\ngo\nactions:\n\nWAIT"),
+        ("desktop", "Thoughts:\ngo\nActions:\nWAIT"),
+        ("desktop", "actions:\nPRESS_BACK"),
         ("desktop", "thoughts:\ngo\nactions:\nCLICK <point>[[1001,5]]</point>"),
-        ("desktop", "thoughts:\ngo\nactions:\nCLICK <point>[[5, 5]]</point>"),
         ("desktop", "thoughts:\ngo\nactions:\nCLICK <point>[[5.5,5]]</point>"),
         ("desktop", "thoughts:\ngo\nactions:\nCLICK <point>[[-1,5]]</point>"),
         ("desktop", "thoughts:\ngo\nactions:\nTYPE []"),
@@ -360,7 +369,6 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("desktop", "thoughts:\ngo\nactions:\nSCROLL [NORTH]"),
         ("desktop", "thoughts:\ngo\nactions:\nSCROLL [ UP]"),
         ("desktop", "thoughts:\ngo\nactions:\nCOMPLETE []"),
-        ("desktop", "thoughts:\ngo\nactions:\nWAIT\nWAIT"),
         ("desktop", "thoughts:\ngo\nactions:\nLONG_PRESS <point>[[5,5]]</point>"),
         ("mobile", "thoughts:\ngo\nactions:\nOPEN_APP [ ]"),
         ("mobile", "thoughts:\ngo\nactions:\nOPEN_APP [\u3000Settings]"),
@@ -369,7 +377,6 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("mobile", "thoughts:\ngo\nactions:\nHOTKEY [ctrl+c]"),
         ("robot", "thoughts:\ngo\nactions:\nMOVE_EFFECTOR <point>[[5,5]]</point> [1.5]"),
         ("robot", "thoughts:\ngo\nactions:\nMOVE_EFFECTOR <point>[[5,5]]</point> [0.125]"),
-        ("robot", "thoughts:\ngo\nactions:\nMOVE_EFFECTOR <point>[[5,5]]</point>"),
         ("robot", "thoughts:\ngo\nactions:\nGRIPPER [HALF]"),
         ("robot", "thoughts:\ngo\nactions:\nCLICK <point>[[5,5]]</point>"),
     ],
@@ -398,14 +405,15 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("desktop", "{'action': 'HOTKEY', 'value': 'ctrl+shift+alt+c', 'position': None}"),
         ("desktop", "{'action': 'HOTKEY', 'value': ' ', 'position': None}"),
         ("desktop", "{'action': 'DRAG', 'value': None, 'position': [0.1, 0.2]}"),
-        ("desktop", "{'action': 'ANSWER', 'value': None, 'position': None}"),
         ("mobile", "{'action': 'OPEN_APP', 'value': ' ', 'position': None}"),
+        ("mobile", "{'action': 'SWIPE', 'value': 'up', 'position': [0.5, 0.8]}"),
+        ("mobile", "{'action': 'SWIPE', 'value': None, 'position': [0.5, 0.8]}"),
+        ("mobile", "{'action': 'CLICK', 'value': None, 'position': [0.5, 0.8]}"),
         ("mobile", "{'action': 'OPEN_APP', 'value': '\\nSettings', 'position': None}"),
         ("mobile", "{'action': 'ASK_USER', 'value': None, 'position': None}"),
         ("mobile", "{'action': 'PRESS', 'value': 'power', 'position': None}"),
         ("mobile", "{'action': 'SCROLL', 'value': 'down', 'position': None}"),
         ("robot", "{'action': 'MOVE_EFFECTOR', 'value': '1.5', 'position': [0.5, 0.5]}"),
-        ("robot", "{'action': 'MOVE_EFFECTOR', 'value': 0.5, 'position': [0.5, 0.5]}"),
         ("robot", "{'action': 'MOVE_EFFECTOR', 'value': '0.5', 'position': None}"),
         ("robot", "{'action': 'GRIPPER', 'value': 'half', 'position': None}"),
     ],
@@ -425,6 +433,24 @@ def test_grammar_refuses_broken_answers(name: str, qwen_tok: Any) -> None:
     assert accepts(dialect.grammar(ctx), text, qwen_tok), text
 
 
+def test_extra_calls_bound_the_calls_after_the_first(qwen_tok: Any) -> None:
+    """OS-Atlas's further action lines and ShowUI's further dicts: two by default (official
+    answers hold several), none with ``extra_calls=0`` (the random-weight test's setting)."""
+    ctx = CONTEXTS["desktop"]
+    enter = "{'action': 'ENTER', 'value': None, 'position': None}"
+    answers = {"osatlas": ["actions:\nPRESS_ENTER", "\nPRESS_TAB"], "showui": [enter, ", " + enter]}
+    for name, (one, more) in answers.items():
+        for extra, most in ((None, 3), (0, 1), (1, 2)):
+            dialect: Any = get_dialect(name)
+            dialect.extra_calls = extra
+            grammar = dialect.grammar(ctx)
+            for n in range(1, 5):
+                text = one + more * (n - 1)
+                assert accepts(grammar, text, qwen_tok) == (n <= most), (name, extra, text)
+                if n <= most:
+                    assert check(dialect, text, ctx) == check(dialect, one, ctx)
+
+
 def test_grounding_parsers_turn_invalid_values_into_parse_errors() -> None:
     """Values blank once stripped or out of range are the model's fault: a ParseError for the
     re-ask, never pydantic's ValidationError (the grammars keep them out of decoding)."""
@@ -435,10 +461,11 @@ def test_grounding_parsers_turn_invalid_values_into_parse_errors() -> None:
         ("osatlas", mobile, "thoughts:\ngo\nactions:\nHOTKEY [ ]", "keys"),
         ("osatlas", robot, "thoughts:\ngo\nactions:\nMOVE_EFFECTOR <point>[[5,5]]</point> [5]",
          "height"),
-        ("showui", mobile, "{'action': 'OPEN_APP', 'value': '\u3000', 'position': None}", "app"),
-        ("showui", mobile, "{'action': 'HOTKEY', 'value': ' ', 'position': None}", "keys"),
-        ("showui", robot, "{'action': 'MOVE_EFFECTOR', 'value': '-1', 'position': [0.5, 0.5]}",
-         "height"),
+        # ShowUI's values are all written as 'value': the error names it so
+        ("showui", mobile, "{'action': 'OPEN_APP', 'value': '\u3000', 'position': None}", "value"),
+        ("showui", mobile, "{'action': 'HOTKEY', 'value': ' ', 'position': None}", "value"),
+        ("showui", robot, "{'action': 'MOVE_EFFECTOR', 'value': -1, 'position': [0.5, 0.5]}",
+         "value"),
     ]  # fmt: skip
     for name, ctx, text, field in cases:
         with pytest.raises(ParseError, match=field):

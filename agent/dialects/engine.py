@@ -39,11 +39,18 @@ class TableDialect(Dialect):
     syntax: ClassVar[Syntax]
 
     def __init__(
-        self, fidelity: Fidelity | None = None, *, thought_tokens: int = THOUGHT_TOKENS
+        self,
+        fidelity: Fidelity | None = None,
+        *,
+        thought_tokens: int = THOUGHT_TOKENS,
+        extra_calls: int | None = None,
     ) -> None:
         super().__init__(fidelity)
         self.thought_tokens = thought_tokens
         """The longest thought the grammar admits, in tokens (random-weight tests lower it)."""
+        self.extra_calls = extra_calls
+        """Most calls the grammar admits after the first, where the syntax admits several
+        (None: the syntax's own; random-weight tests lower it)."""
         self._offered: dict[tuple[str, frozenset[str]], tuple[Verb, ...]] = {}
         self._grammars: dict[tuple[Any, ...], str] = {}
 
@@ -298,7 +305,13 @@ class TableDialect(Dialect):
             if a.type != "point"
         }
         return GrammarSpec(
-            verbs, self.extent(ctx), schemas, ctx.secrets, self.thought_tokens, continuation
+            verbs,
+            self.extent(ctx),
+            schemas,
+            ctx.secrets,
+            self.thought_tokens,
+            continuation,
+            self.extra_calls,
         )
 
     def grammar(self, ctx: StepContext, *, continuation: bool = False) -> str:

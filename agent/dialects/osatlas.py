@@ -1,327 +1,352 @@
-"""OS-Atlas-Pro: ``thoughts:`` then ``actions:`` with one verb line, points in norm1000.
+"""OS-Atlas-Pro-7B (``osatlas``): ``thoughts:``/``actions:`` verb lines, points in norm1000.
 
-OS-Atlas-Pro-7B (Qwen2-VL based) answers in its "Executable Language Grounding" format::
+The phone prompt is the OS-Atlas-Pro-7B model card's; the desktop prompt is the repo's OmniAct
+prompt, the only official one with a desktop action space (both in ``osatlas_text``, byte for
+byte; docs/models.md says why). Both sources lay a step out as ONE user message: the prompt, the
+screenshot, then the task and the history (no system message: the chat template adds its
+default one; no earlier screenshots or answers)::
 
-    thoughts:
-    The search box is at the top.
-    actions:
-    CLICK <point>[[493,544]]</point>
+    card (phone, robot):  "Task instruction: <task>\\nHistory: null"
+    OmniAct (desktop):    "\\nTask: <task>\\nHistory: \\nNone\\n"
 
-Its basic actions are CLICK, TYPE [text] and SCROLL [UP|DOWN|LEFT|RIGHT]; the prompt defines
-"custom actions" per platform, which is where the device's other kinds go (LONG_PRESS,
-PRESS_BACK, DRAG <point>..</point> <point>..</point>, PICK, ...). The verb line is read by
-regexes, never evaluated; a bracketed value runs to the last ``]`` of the answer, so typed text
-may hold brackets.
+With earlier steps, the history takes the repo's only form (its AndroidControl samples):
+``History: `` and a newline, one ``Step N: <text>`` line per earlier step, a blank line. There
+the text is the step's low-level instruction, which is also its gold answer's thoughts; so here
+it is the thoughts of the answer the model gave, or its action line where it wrote none.
+
+Answers: ``thoughts:\\n<text>\\nactions:\\n<line>`` or ``actions:\\n<line>`` (syntax_verbline).
+Project additions (``official=False``, off with ``Fidelity.official()``) are numbered on after
+the official custom actions, in the family's own block form.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from PIL import Image
 
-from pixelpilot.agent.actions import (
-    AskUser,
-    Click,
-    Drag,
-    Finish,
-    Gripper,
-    Home,
-    Hotkey,
-    LongPress,
-    Move,
-    MoveEffector,
-    OpenApp,
-    Pick,
-    Place,
-    Point,
-    Scroll,
-    Space,
-    Swipe,
-    SystemButton,
-    Tap,
-    TypeText,
-    Wait,
-)
-from pixelpilot.agent.dialects._text import CALL_CHARS, clean, num, require, snippet, split_keys
-from pixelpilot.agent.dialects.base import StepContext
-from pixelpilot.agent.dialects.grammars_grounding import osatlas_grammar
-from pixelpilot.agent.dialects.legacy import LegacyDialect
-from pixelpilot.agent.dialects.syntax_verbline import _last_mark
-from pixelpilot.agent.errors import ParseError
+import pixelpilot.agent.dialects.osatlas_text as T
+from pixelpilot.agent.actions import Scroll, Space
+from pixelpilot.agent.dialects._text import clean, swipe_for_scroll
+from pixelpilot.agent.dialects.base import StepContext, Turn
+from pixelpilot.agent.dialects.engine import TableDialect
+from pixelpilot.agent.dialects.lark import THOUGHT_TOKENS
+from pixelpilot.agent.dialects.layout import feedback_text, text
+from pixelpilot.agent.dialects.layout import image as picture
+from pixelpilot.agent.dialects.syntax_verbline import VerbLineSyntax, split_answer, worst_bytes
+from pixelpilot.agent.dialects.table import Arg, Verb
+from pixelpilot.agent.keys import normalize_key
+from pixelpilot.vlm.base import Message, Prompt, Sampling
 
-# verb -> (points it takes, whether it takes a [value], kinds it can stand for, purpose)
-_VERBS: dict[str, tuple[int, bool, frozenset[str], str]] = {
-    "CLICK": (1, False, frozenset({"click", "tap"}), "Click at the specified position."),
-    "DOUBLE_CLICK": (1, False, frozenset({"click"}), "Double-click at the specified position."),
-    "RIGHT_CLICK": (1, False, frozenset({"click"}), "Right-click at the specified position."),
-    "HOVER": (1, False, frozenset({"move"}), "Move the pointer to the specified position."),
-    "DRAG": (2, False, frozenset({"drag", "swipe"}), "Drag from the first position to the second."),
-    "TYPE": (0, True, frozenset({"type"}), "Enter specified text at the designated location."),
-    "SCROLL": (0, True, frozenset({"scroll", "swipe"}), "SCROLL in the specified direction."),
-    "HOTKEY": (0, True, frozenset({"hotkey"}), "Press a key combination, keys joined by +."),
-    "LONG_PRESS": (1, False, frozenset({"long_press"}), "Long press at the specified position."),
-    "OPEN_APP": (0, True, frozenset({"open_app"}), "Open an app by its name."),
-    "PRESS_BACK": (0, False, frozenset({"system_button"}), "Go back."),
-    "PRESS_HOME": (0, False, frozenset({"system_button"}), "Go to the home screen."),
-    "PRESS_MENU": (0, False, frozenset({"system_button"}), "Open the menu."),
-    "ENTER": (0, False, frozenset({"hotkey", "system_button"}), "Press Enter."),
-    "PICK": (1, False, frozenset({"pick"}), "Grasp the object at the specified position."),
-    "PLACE": (1, False, frozenset({"place"}), "Put the held object down at the position."),
-    "GRIPPER": (0, True, frozenset({"gripper"}), "Open or close the gripper: [OPEN] or [CLOSE]."),
-    "MOVE_EFFECTOR": (1, True, frozenset({"move_effector"}), "Move the gripper above the "
-                      "position; the value is the height in metres."),
-    "HOME": (0, False, frozenset({"home"}), "Return the arm to its home pose."),
-    "WAIT": (0, False, frozenset({"wait"}), "Wait for the screen to change."),
-    "COMPLETE": (0, False, frozenset({"finish"}), "The task is done; an answer may follow in []."),
-    "IMPOSSIBLE": (0, False, frozenset({"finish"}), "The task cannot be done."),
-    "ASK_USER": (0, True, frozenset({"ask_user"}), "Ask the user a question."),
-}  # fmt: skip
-_EXAMPLES = {
-    "CLICK": "CLICK <point>[[101,872]]</point>", "TYPE": "TYPE [Shanghai shopping mall]",
-    "SCROLL": "SCROLL [UP]", "DRAG": "DRAG <point>[[101,872]]</point> <point>[[300,500]]</point>",
-    "HOTKEY": "HOTKEY [ctrl+c]", "OPEN_APP": "OPEN_APP [Settings]", "GRIPPER": "GRIPPER [OPEN]",
-    "MOVE_EFFECTOR": "MOVE_EFFECTOR <point>[[500,500]]</point> [0.15]",
-    "COMPLETE": "COMPLETE", "ASK_USER": "ASK_USER [Which account?]",
-}  # fmt: skip
-_BASIC = ("CLICK", "TYPE", "SCROLL")
-_BUTTONS = {"PRESS_BACK": "back", "PRESS_HOME": "home", "PRESS_MENU": "menu"}
-_MARK = re.compile(r"^[ \t]*actions?\s*[:：]", re.IGNORECASE | re.MULTILINE)
-_VERB = re.compile(r"(?<![A-Z_])(" + "|".join(sorted(_VERBS, key=len, reverse=True)) + r")\b")
-_POINT = re.compile(
-    r"<point>\s*\[?\[\s*(-?\d{1,12}(?:\.\d{1,12})?)\s*,\s*(-?\d{1,12}(?:\.\d{1,12})?)\s*\]\]?\s*</point>"
-)
-_HEAD = (
-    "You are now operating in Executable Language Grounding mode. Your goal is to help users "
-    "accomplish tasks by suggesting executable actions that best fit their needs. Positions "
-    "are [[x, y]] in relative coordinates from 0 to 1000 on each axis of the screenshot. Your "
-    "skill set includes both basic and custom actions:\n\n"
-)
-_TAIL = (
-    "\nIn most cases, task instructions are high-level and abstract. Carefully read the "
-    "instruction and action history, then perform reasoning to determine the most appropriate "
-    "next action. Ensure you strictly generate two sections: Thoughts and Actions.\n"
-    "Thoughts: Clearly outline your reasoning process for current step.\n"
-    "Actions: Specify the actual actions you will take based on your reasoning. You should "
-    "follow action format above when generating.\n\n"
-    "Your current task instruction, action history, and associated screenshot are as follows:"
+__all__ = ["OSAtlasDialect"]
+
+D, M, R = frozenset({"desktop"}), frozenset({"mobile"}), frozenset({"robot"})
+NOWHERE: frozenset[str] = frozenset()
+"""Read on any device (fitted to it), offered on none: the family's other spellings."""
+ALL = D | M | R
+_POINT = Arg("", "point", "point")
+_TEXT = Arg("", "text", "text")
+_DIRECTION = Arg(
+    "", "direction", "enum", choices={"UP": "up", "DOWN": "down", "LEFT": "left", "RIGHT": "right"}
 )
 
 
-class OSAtlasDialect(LegacyDialect):
-    """OS-Atlas-Pro-4B/7B action mode: verb lines with ``<point>[[x,y]]</point>`` in norm1000."""
+def _block(name: str, purpose: str, form: str, example: str) -> str:
+    """An addition's block, in the family's form; ``{n}`` is its number."""
+    return (
+        f"Custom Action {{n}}: {name}\n    - purpose: {purpose}\n    - format: {form}\n"
+        f"    - example usage: {example}\n\n"
+    )
+
+
+def _renumbered(block: str) -> str:
+    """An official block with ``{n}`` for its number (an addition on another device)."""
+    return re.sub(r"^Custom Action \d+:", "Custom Action {n}:", block)
+
+
+def _one_line(action: Any) -> dict[str, Any] | None:
+    """TYPE's value is one line: text with a line break cannot be written."""
+    return None if "\n" in action.text else {"text": action.text}
+
+
+def _split_keys(fields: dict[str, Any]) -> dict[str, Any]:
+    """``HOTKEY [CTRL_A]``: key names joined by ``_``."""
+    keys = [normalize_key(p) for k in fields["keys"] for p in k.split("_") if p]
+    return {**fields, "keys": keys}
+
+
+def _upper_keys(action: Any) -> dict[str, Any] | None:
+    return {"keys": [k.upper() for k in action.keys]}
+
+
+def _scroll_swipe(fields: dict[str, Any]) -> dict[str, Any]:
+    """SCROLL on a phone: the swipe that scrolls that way (the finger moves the other way)."""
+    swipe = swipe_for_scroll(Scroll(direction=fields["direction"]), (1000.0, 1000.0), "norm1000")
+    return {"start": swipe.start, "end": swipe.end}
+
+
+def _swipe_scroll(action: Any) -> dict[str, Any] | None:
+    for direction in ("up", "down", "left", "right"):
+        if _scroll_swipe({"direction": direction}) == {"start": action.start, "end": action.end}:
+            return {"direction": direction}
+    return None
+
+
+_KEYS = (("SPACE", "space"), ("TAB", "tab"), ("ESC", "esc"), ("PGDN", "pagedown"),
+         ("DOWN", "down"), ("ENTER", "enter"), ("RIGHT", "right"))  # fmt: skip
+_ADDED_ANSWER = _block(
+    "ANSWER",
+    "Give the answer the task asks for; the task is finished.",
+    "ANSWER [answer]",
+    "ANSWER [42]",
+)
+_ADDED_ASK = _block(
+    "ASK_USER",
+    "Ask the user a question and wait for the answer.",
+    "ASK_USER [question]",
+    "ASK_USER [Which account should I use?]",
+)
+_P, _XY = "<point>[[101,872]]</point>", "<point>[[x-axis, y-axis]]</point>"
+
+VERBS: tuple[Verb, ...] = (
+    # read on any device, offered on none (first: read before a verb of another device that
+    # would not fit): the card's ENTER on a desktop, GUI-Odyssey's IMPOSSIBLE
+    Verb("ENTER", "hotkey", fixed={"keys": ["enter"]}, devices=NOWHERE),
+    Verb("IMPOSSIBLE", "finish", fixed={"status": "failure"}, devices=NOWHERE),
+    # desktop: the OmniAct prompt
+    Verb("CLICK", "click", (_POINT,), line=T.OMNIACT_CLICK, devices=D),
+    Verb("TYPE", "type", (_TEXT,), line=T.OMNIACT_TYPE, devices=D, from_fields=_one_line),
+    Verb("SCROLL", "scroll", (_DIRECTION,), line=T.OMNIACT_SCROLL, devices=D),
+    Verb("DOUBLECLICK", "click", (_POINT,), {"count": 2}, T.OMNIACT_DOUBLECLICK, D),
+    Verb("RIGHTCLICK", "click", (_POINT,), {"button": "right"}, T.OMNIACT_RIGHTCLICK, D),
+    Verb("MOVETO", "move", (_POINT,), line=T.OMNIACT_MOVETO, devices=D),
+    *(
+        Verb(
+            f"PRESS_{k}",
+            "hotkey",
+            fixed={"keys": [key]},
+            line=getattr(T, f"OMNIACT_PRESS_{k}"),
+            devices=D,
+        )
+        for k, key in _KEYS
+    ),
+    Verb(
+        "HOTKEY",
+        "hotkey",
+        (Arg("", "keys", "keys", sep="_"),),
+        line=T.OMNIACT_HOTKEY,
+        devices=D,
+        to_fields=_split_keys,
+        from_fields=_upper_keys,
+    ),
+    # phone: the model card's prompt
+    Verb("CLICK", "tap", (_POINT,), line=T.CARD_CLICK, devices=M),
+    Verb("TYPE", "type", (_TEXT,), line=T.CARD_TYPE, devices=M, from_fields=_one_line),
+    Verb(
+        "SCROLL",
+        "swipe",
+        (_DIRECTION,),
+        line=T.CARD_SCROLL,
+        devices=M,
+        to_fields=_scroll_swipe,
+        from_fields=_swipe_scroll,
+    ),
+    Verb("LONG_PRESS", "long_press", (_POINT,), line=T.CARD_LONG_PRESS, devices=M),
+    Verb(
+        "OPEN_APP",
+        "open_app",
+        (Arg("", "app", "text", strip=True),),
+        line=T.CARD_OPEN_APP,
+        devices=M,
+    ),
+    Verb(
+        "PRESS_BACK", "system_button", fixed={"button": "back"}, line=T.CARD_PRESS_BACK, devices=M
+    ),
+    Verb(
+        "PRESS_HOME", "system_button", fixed={"button": "home"}, line=T.CARD_PRESS_HOME, devices=M
+    ),
+    Verb(
+        "PRESS_RECENT",
+        "system_button",
+        fixed={"button": "recent"},
+        line=T.CARD_PRESS_RECENT,
+        devices=M,
+    ),
+    Verb("ENTER", "system_button", fixed={"button": "enter"}, line=T.CARD_ENTER, devices=M),
+    Verb("WAIT", "wait", line=T.CARD_WAIT, devices=M),
+    Verb("COMPLETE", "finish", line=T.CARD_COMPLETE, devices=M),
+    # project additions
+    Verb(
+        "DRAG",
+        "drag",
+        (Arg("", "start", "point"), Arg("", "end", "point")),
+        devices=D,
+        line=_block(
+            "DRAG",
+            "Drag from the first position to the second.",
+            f"DRAG {_XY} {_XY}",
+            f"DRAG {_P} <point>[[300,500]]</point>",
+        ),
+        official=False,
+    ),
+    Verb(
+        "PICK",
+        "pick",
+        (_POINT,),
+        devices=R,
+        official=False,
+        line=_block(
+            "PICK", "Grasp the object at the specified position.", f"PICK {_XY}", f"PICK {_P}"
+        ),
+    ),
+    Verb(
+        "PLACE",
+        "place",
+        (_POINT,),
+        devices=R,
+        official=False,
+        line=_block(
+            "PLACE",
+            "Put the held object down at the specified position.",
+            f"PLACE {_XY}",
+            f"PLACE {_P}",
+        ),
+    ),
+    Verb(
+        "MOVE_EFFECTOR",
+        "move_effector",
+        (_POINT, Arg("", "height", "number", required=False)),
+        devices=R,
+        official=False,
+        line=_block(
+            "MOVE_EFFECTOR",
+            "Move the gripper above the specified position, at a height in metres.",
+            f"MOVE_EFFECTOR {_XY} [height]",
+            f"MOVE_EFFECTOR {_P} [0.15]",
+        ),
+    ),
+    Verb(
+        "GRIPPER",
+        "gripper",
+        (Arg("", "state", "enum", choices={"OPEN": "open", "CLOSE": "close"}),),
+        devices=R,
+        official=False,
+        line=_block(
+            "GRIPPER", "Open or close the gripper.", "GRIPPER [OPEN/CLOSE]", "GRIPPER [OPEN]"
+        ),
+    ),
+    Verb(
+        "HOME",
+        "home",
+        devices=R,
+        official=False,
+        line=_block("HOME", "Return the arm to its home pose.", "HOME", "HOME"),
+    ),
+    # the card's WAIT and COMPLETE: official on a robot (which has no official prompt of its
+    # own: the card's frame, numbered from 1), additions on a desktop (OmniAct has neither)
+    Verb("WAIT", "wait", line=_renumbered(T.CARD_WAIT), devices=R),
+    Verb("COMPLETE", "finish", line=_renumbered(T.CARD_COMPLETE), devices=R),
+    Verb("WAIT", "wait", line=_renumbered(T.CARD_WAIT), devices=D, official=False),
+    Verb("COMPLETE", "finish", line=_renumbered(T.CARD_COMPLETE), devices=D, official=False),
+    Verb(
+        "ANSWER",
+        "finish",
+        (Arg("", "answer", "text"),),
+        line=_ADDED_ANSWER,
+        devices=ALL,
+        official=False,
+    ),
+    Verb(
+        "ASK_USER",
+        "ask_user",
+        (Arg("", "question", "text", strip=True),),
+        line=_ADDED_ASK,
+        devices=ALL,
+        official=False,
+    ),
+)
+_LABEL = re.compile(r"Custom Action (\d+):")
+
+
+class OSAtlasDialect(TableDialect):
+    """OS-Atlas-Pro-7B action mode: the card's layout on phones, the OmniAct prompt on desktops."""
 
     name: ClassVar[str] = "osatlas"
     space: ClassVar[Space] = "norm1000"
+    verbs: ClassVar[tuple[Verb, ...]] = VERBS
+    syntax: ClassVar[VerbLineSyntax] = VerbLineSyntax()
+    sampling: ClassVar[Sampling] = Sampling(
+        temperature=0.0, max_new_tokens=worst_bytes(THOUGHT_TOKENS)
+    )
+    """The card calls generate(max_new_tokens=128) with the checkpoint's generation config
+    (not published; its Qwen2-VL-7B-Instruct parent's decodes with top_k=1): greedy. The
+    budget is the grammar's longest answer (a long thought and two more action lines), not the
+    card's 128 tokens, which would cut a thought of a few sentences."""
 
     # -- prompt ------------------------------------------------------------------------------
-    def offered(self, ctx: StepContext) -> list[str]:
-        """The verbs this device can carry out, basic ones first."""
-        return [v for v, (_, _, kinds, _) in _VERBS.items() if kinds & ctx.kinds]
+    def prompt_text(self, ctx: StepContext) -> str:
+        """The official prompt for this device (with the offered additions), up to the
+        screenshot."""
+        desktop = ctx.device_kind == "desktop"
+        head, custom, tail = (
+            (T.OMNIACT_HEAD, T.OMNIACT_CUSTOM, T.OMNIACT_TAIL)
+            if desktop
+            else (T.CARD_HEAD, T.CARD_CUSTOM, T.CARD_TAIL)
+        )
+        lines = [v.line for v in dict.fromkeys(self.offered_verbs(ctx)) if v.line]
+        basic = [b for b in lines if b.startswith("Basic Action")]
+        blocks, n = [], 0
+        for b in lines:
+            if b.startswith("Basic Action"):
+                continue
+            if "{n}" in b:
+                n += 1
+                b = b.replace("{n}", str(n))
+            else:
+                m = _LABEL.match(b)
+                n = int(m.group(1)) if m else n
+            blocks.append(b)
+        return head + "".join(basic) + custom + "".join(blocks) + tail
 
-    def system_prompt(self, ctx: StepContext) -> str:
-        verbs = self.offered(ctx)
-        lines = ["1. Basic Actions"]
-        basic = [v for v in verbs if v in _BASIC]
-        custom = [v for v in verbs if v not in _BASIC]
-        for i, verb in enumerate(basic, 1):
-            lines.append(self._describe(f"Basic Action {i}", verb))
-        lines.append("\n2. Custom Actions")
-        for i, verb in enumerate(custom, 1):
-            lines.append(self._describe(f"Custom Action {i}", verb))
-        return _HEAD + "\n".join(lines) + "\n" + _TAIL
-
-    @staticmethod
-    def _describe(label: str, verb: str) -> str:
-        npoints, _, _, purpose = _VERBS[verb]
-        example = _EXAMPLES.get(verb) or " ".join([verb] + ["<point>[[101,872]]</point>"] * npoints)
-        return f"{label}: {verb}\n    - purpose: {purpose}\n    - example usage: {example}"
-
-    def task_text(self, task: str) -> str:
-        return f"Task: {task}"
-
-    def grammar(self, ctx: StepContext) -> str:
-        return self.cached(
-            (ctx.device_kind, ctx.kinds), lambda: osatlas_grammar(self.offered(ctx), _VERBS)
+    def build_prompt(
+        self,
+        task: str,
+        history: Sequence[Turn],
+        image: Image.Image,
+        ctx: StepContext,
+        feedback: str | None = None,
+    ) -> Prompt:
+        steps = [self.step_text(t) for t in history]
+        if ctx.device_kind == "desktop":
+            lines = "None\n" if not steps else _steps(steps) + "\n"
+            after = f"\nTask: {task}\nHistory: \n{lines}"
+        else:
+            lines = "null" if not steps else "\n" + _steps(steps) + "\n"
+            after = f"Task instruction: {task}\nHistory: {lines}"
+        parts = [text(self.prompt_text(ctx)), picture(image), text(after)]
+        if feedback and self.fidelity.feedback:
+            parts.append(text("\n" + feedback_text(feedback) + "\n"))
+        return Prompt(
+            messages=[Message("user", parts)],
+            grammar=self.grammar(ctx),
+            sampling=self.sampling,
+            meta={"dialect": self.name, "ctx": ctx},
         )
 
-    # -- parse -------------------------------------------------------------------------------
-    def _parse(self, raw: str, ctx: StepContext) -> Any:
-        text = clean(raw)
-        end = _last_mark(text)
-        section = text[end:] if end >= 0 else text
-        m = _VERB.search(section, 0, CALL_CHARS)
-        if m is None:
-            raise ParseError(
-                f"no action found in {snippet(text)}; end with 'actions:' and one line such as "
-                f"{_EXAMPLES['CLICK']}"
-            )
-        verb, rest = m.group(1), section[m.end() : m.end() + CALL_CHARS]
-        npoints, has_value, _, _ = _VERBS[verb]
-        found = [_point(x, y, self.space) for x, y in _POINT.findall(rest)]
-        if len(found) < npoints:
-            raise ParseError(
-                f"{verb} needs {npoints} <point>[[x,y]]</point>; write {self._ex(verb)}"
-            )
-        value = _value(rest) if has_value or verb == "COMPLETE" else None
-        try:
-            action = self._build(verb, found[:npoints], value, ctx)
-        except ValidationError as err:  # e.g. OPEN_APP [ ]: blank once stripped
-            raise ParseError(f"{verb}: {_reason(err)}; write {self._ex(verb)}") from None
-        return require(action, ctx, self.space, verb, self.offered(ctx))
-
-    def _ex(self, verb: str) -> str:
-        npoints = _VERBS[verb][0]
-        return _EXAMPLES.get(verb) or " ".join([verb] + ["<point>[[101,872]]</point>"] * npoints)
-
-    def _build(self, verb: str, pts: list[Point], value: str | None, ctx: StepContext) -> Any:
-        def need() -> str:
-            if not value:
-                raise ParseError(f"{verb} needs a value in brackets; write {self._ex(verb)}")
-            return value
-
-        match verb:
-            case "CLICK":
-                return Click(point=pts[0])
-            case "DOUBLE_CLICK":
-                return Click(point=pts[0], count=2)
-            case "RIGHT_CLICK":
-                return Click(point=pts[0], button="right")
-            case "HOVER":
-                return Move(point=pts[0])
-            case "DRAG":
-                if "drag" in ctx.kinds:
-                    return Drag(start=pts[0], end=pts[1])
-                return Swipe(start=pts[0], end=pts[1])
-            case "TYPE":
-                return TypeText(text=need())
-            case "SCROLL":
-                direction = need().strip().lower()
-                if direction not in ("up", "down", "left", "right"):
-                    raise ParseError(f"SCROLL [{value}]: the direction is UP, DOWN, LEFT or RIGHT")
-                return Scroll(direction=direction)
-            case "HOTKEY":
-                return Hotkey(keys=split_keys([need().strip()]))
-            case "LONG_PRESS":
-                return LongPress(point=pts[0])
-            case "OPEN_APP":
-                return OpenApp(app=need().strip())
-            case "PRESS_BACK" | "PRESS_HOME" | "PRESS_MENU":
-                return SystemButton(button=_BUTTONS[verb])
-            case "ENTER":
-                return Hotkey(keys=["enter"])
-            case "PICK":
-                return Pick(point=pts[0])
-            case "PLACE":
-                return Place(point=pts[0])
-            case "GRIPPER":
-                state = need().strip().lower()
-                if state not in ("open", "close"):
-                    raise ParseError(f"GRIPPER [{value}]: write GRIPPER [OPEN] or GRIPPER [CLOSE]")
-                return Gripper(state=state)
-            case "MOVE_EFFECTOR":
-                return MoveEffector(point=pts[0], height=_number(value, verb, 0.15))
-            case "HOME":
-                return Home()
-            case "WAIT":
-                return Wait()
-            case "COMPLETE":
-                return Finish(answer=value or "")
-            case "IMPOSSIBLE":
-                return Finish(status="failure")
-            case "ASK_USER":
-                return AskUser(question=need())
-        raise ParseError(f"unknown action {verb}")  # pragma: no cover - _VERB only matches these
-
-    # -- format ------------------------------------------------------------------------------
-    def format(self, action: Any, ctx: StepContext) -> str:
-        line = _line(action, self.space)
-        return f"thoughts:\nI do the next step of the task.\nactions:\n{line}"
+    def step_text(self, turn: Turn) -> str:
+        """An earlier step as the history shows it: its thoughts, else its action line; with
+        the step's note after it where notes are on."""
+        raw = clean(turn.raw)
+        thought, section = split_answer(raw) or ("", raw)
+        text = thought or section.strip().split("\n", 1)[0]
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+        if turn.note and self.fidelity.notes:
+            note = " ".join(turn.note.split())
+            text = f"{text} ({note})" if text else f"({note})"
+        return text
 
 
-def _line(a: Any, space: Space) -> str:
-    def p(pt: Point) -> str:
-        if pt.space != space:
-            raise ValueError(f"osatlas writes points in {space}, got {pt}; convert it first")
-        return f"<point>[[{num(pt.x)},{num(pt.y)}]]</point>"
-
-    match a:
-        case Click(button="left", count=1) | Tap():
-            return f"CLICK {p(a.point)}"
-        case Click(button="left", count=2):
-            return f"DOUBLE_CLICK {p(a.point)}"
-        case Click(button="right", count=1):
-            return f"RIGHT_CLICK {p(a.point)}"
-        case Move():
-            return f"HOVER {p(a.point)}"
-        case Drag(start=Point() as start, button="left"):
-            return f"DRAG {p(start)} {p(a.end)}"
-        case Swipe(seconds=0.3):
-            return f"DRAG {p(a.start)} {p(a.end)}"
-        case TypeText():
-            return f"TYPE [{a.text}]"
-        case Scroll(point=None, amount=5):
-            return f"SCROLL [{a.direction.upper()}]"
-        case Hotkey(keys=["enter"]):
-            return "ENTER"
-        case Hotkey() if all("+" not in k for k in a.keys):
-            return f"HOTKEY [{'+'.join(a.keys)}]"
-        case LongPress(seconds=1.0):
-            return f"LONG_PRESS {p(a.point)}"
-        case OpenApp():
-            return f"OPEN_APP [{a.app}]"
-        case SystemButton(button="enter"):
-            return "ENTER"
-        case SystemButton():
-            return f"PRESS_{a.button.upper()}"
-        case Pick():
-            return f"PICK {p(a.point)}"
-        case Place():
-            return f"PLACE {p(a.point)}"
-        case Gripper():
-            return f"GRIPPER [{a.state.upper()}]"
-        case MoveEffector():
-            return f"MOVE_EFFECTOR {p(a.point)} [{num(a.height)}]"
-        case Home():
-            return "HOME"
-        case Wait(seconds=1.0):
-            return "WAIT"
-        case Finish(status="success"):
-            return f"COMPLETE [{a.answer}]" if a.answer else "COMPLETE"
-        case Finish(status="failure", answer=""):
-            return "IMPOSSIBLE"
-        case AskUser():
-            return f"ASK_USER [{a.question}]"
-    raise ValueError(f"osatlas cannot express {a!r}")
-
-
-def _point(x: str, y: str, space: Space) -> Point:
-    return Point(x=num(float(x)), y=num(float(y)), space=space)
-
-
-def _value(rest: str) -> str | None:
-    """The bracketed value after the verb and its points: from the first '[' that is not a
-    point's to the last ']' of the answer."""
-    tail = _POINT.sub("", rest)
-    start = tail.find("[")
-    end = tail.rfind("]")
-    if start < 0 or end <= start:
-        return None
-    return tail[start + 1 : end]
-
-
-def _reason(err: ValidationError) -> str:
-    """The first pydantic error as ``field: message``."""
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"])
-    return f"{loc}: {e['msg']}" if loc else e["msg"]
-
-
-def _number(value: str | None, verb: str, default: float) -> float:
-    if value is None or not value.strip():
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ParseError(f"{verb} [{value}]: the value is a number (metres)") from None
+def _steps(steps: Sequence[str]) -> str:
+    return "".join(f"Step {i}: {s}\n" for i, s in enumerate(steps, 1))

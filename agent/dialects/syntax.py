@@ -59,6 +59,8 @@ class GrammarSpec:
     axis (1000 for norm1000, the resized image's w/h for resized_px). ``schemas``: per verb, per
     argument, the bounded JSON schema of its value (from the Action field or the Arg's own).
     ``continuation``: the answer continues an assistant turn (Qwen-Agent after ``✿RETURN✿``).
+    ``extra_calls``: most calls admitted after the first, where the family writes several in
+    one answer (OS-Atlas's lines, ShowUI's dicts); None: the syntax's own number.
     """
 
     verbs: tuple[Verb, ...]
@@ -67,6 +69,7 @@ class GrammarSpec:
     secrets: tuple[str, ...] = ()
     thought_tokens: int = 512
     continuation: bool = False
+    extra_calls: int | None = None
 
     def schema(self, verb: Verb, arg: Arg) -> dict[str, Any]:
         return self.schemas[verb.group, verb.name, arg.name or arg.field]
