@@ -137,5 +137,8 @@ def test_sampled_generations_from_random_weights_always_parse_and_validate(
     seen = set(small["kinds"] | qwen["kinds"])
     print(name, "kinds:", dict(small["kinds"] + qwen["kinds"]))  # shown with -s
     assert len(seen) >= 6, seen
-    # the grammar forces the dialect's markers (and JSON keys): no generation samples them
-    assert min(small["least_forced"], qwen["least_forced"]) >= 3, (small, qwen)
+    # the grammar forces the dialect's markers (and JSON keys): no generation samples them.
+    # UI-TARS's marker ends its free thought (official answers put it on the thought's line,
+    # or write no thought): the model writes it; the call's own punctuation is forced
+    least = 1 if name.startswith("uitars") else 3
+    assert min(small["least_forced"], qwen["least_forced"]) >= least, (small, qwen)

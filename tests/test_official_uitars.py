@@ -457,3 +457,40 @@ def test_sampling_is_the_authors(family: str) -> None:
     assert sampling.temperature == 0.0
     penalty = getattr(sampling, "frequency_penalty", None)
     assert penalty == (1.0 if family == "uitars" else None)
+
+
+# -- the dialect as a whole ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("family", "notation"), [("uitars", None), ("uitars-1.5", None), ("uitars-1.5", "point")]
+)
+def test_check_dialect_passes_with_the_official_corpus(
+    family: str, notation: str | None, processor: Any
+) -> None:
+    """Round trips, grammar admission of what it writes and of its official corpus, prompts,
+    adversarial answers; with the additions on and off."""
+    from pixelpilot.agent.dialects import check_dialect
+
+    corpus = [r for r in RECORDS if r["family"] == family]
+    for official in (False, True):
+        report = check_dialect(
+            dialect(family, official, notation), corpus,
+            tokenizer=processor.tokenizer, vocab_size=QWEN_VOCAB_SIZE,
+        )  # fmt: skip
+        assert report.corpus == len(corpus) and report.admitted >= 40, str(report)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # a thought cut at its token budget runs into the call, even mid-word
+        ("Thought: I should press the button nowclick(start_box='(1,2)')", "click"),
+        ("Thought: 我要点击type(content='go click(here')", "type"),
+        ("Thought: a\nAction: type(content='Action: wait()')", "type"),
+        ("Thought: close it. Action: type(content='x Action: wait()')", "type"),
+        ("Thought: a\nAction:b\nAction: wait()", "wait"),
+    ],
+)
+def test_where_the_call_is(raw: str, expected: str) -> None:
+    """The call the grammar's text leads to is the one parsed: after the last marker that
+    starts a line, else the first marker; without a marker, the last call that ends the text."""
+    assert get_dialect("uitars").parse(raw, context("desktop", 1920, 1080)).kind == expected

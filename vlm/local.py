@@ -75,6 +75,7 @@ class LocalModel(VisionModel):
         top_p: float | None = None,
         top_k: int | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         seed: int | None = None,
         reuse_prefix: bool = True,
         compile: bool = False,
@@ -86,7 +87,8 @@ class LocalModel(VisionModel):
     ) -> None:
         """``parts``: an already built (processor, model), e.g. a model made from a config for a
         benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's.
-        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``:
+        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``,
+        ``frequency_penalty``:
         None takes the prompt's ``sampling`` (the family's settings), then the defaults
         (MAX_NEW_TOKENS, greedy)."""
         import torch
@@ -110,6 +112,7 @@ class LocalModel(VisionModel):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p, self.top_k, self.repetition_penalty = top_p, top_k, repetition_penalty
+        self.frequency_penalty = frequency_penalty
         self._sampling = Sampling()
         """The settings of the call in progress: explicit options over the prompt's."""
         self.reuse_prefix = reuse_prefix
@@ -213,6 +216,7 @@ class LocalModel(VisionModel):
             top_p=pick(self.top_p, rule.top_p, 1.0),
             top_k=pick(self.top_k, rule.top_k, 0),
             repetition_penalty=pick(self.repetition_penalty, family.repetition_penalty, 1.0),
+            frequency_penalty=pick(self.frequency_penalty, family.frequency_penalty, 0.0),
             max_new_tokens=pick(self.max_new_tokens, family.max_new_tokens, MAX_NEW_TOKENS),
         )
 
@@ -399,6 +403,9 @@ class LocalModel(VisionModel):
             seen = torch.tensor(sorted(set(prompt_ids) | set(out)), device=logits.device)
             picked = logits[seen]
             logits[seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+        if s.frequency_penalty and out:  # OpenAI's: minus penalty x count in the answer so far
+            ids, counts = torch.unique(torch.tensor(out, device=logits.device), return_counts=True)
+            logits[ids] -= float(s.frequency_penalty) * counts.to(logits.dtype)
         temperature = float(s.temperature or 0.0)
         if temperature <= 0 or s.top_k == 1:
             return int(torch.argmax(logits))
