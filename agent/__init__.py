@@ -17,6 +17,7 @@ _EXPORTS = {
     "Trajectory": "pixelpilot.agent.trajectory",
     "load_trajectory": "pixelpilot.agent.trajectory",
     "replay": "pixelpilot.agent.replay",
+    "Secrets": "pixelpilot.agent.secrets",
     "get_dialect": "pixelpilot.agent.dialects",
 }
 __all__ = sorted(_EXPORTS)

@@ -3,14 +3,20 @@
 Errors are caught by kind (see errors.py): a ModelRetry (bad output, point off-screen, policy
 refusal) goes back to the model with its reason, at most ``max_retries`` times per step and is
 never executed; a DeviceError or ModelError ends the run with status "error", the trajectory
-intact. Recording and progress reporting are callbacks around the loop, not code inside it.
+intact. Recording and progress reporting are callbacks around the loop, not code inside it;
+so are secrets (``secrets.Secrets``: the value goes into the action only on its way to the
+device, and a recorder wrapper keeps it out of every record).
+
+``Agent.resume(dir)`` continues a killed or budget-ended run from its last recorded step with
+the history rebuilt from the record (``resume.py``), appending to the same trajectory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import assert_never
 
@@ -40,14 +46,17 @@ from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
 from pixelpilot.agent.errors import DeviceError, ModelError, ModelRetry
 from pixelpilot.agent.geometry import to_device
+from pixelpilot.agent.secrets import Secrets
 from pixelpilot.agent.trajectory import (
     Attempt,
+    DirectoryRecorder,
     NullRecorder,
     Recorder,
     RunMeta,
     RunResult,
     Status,
     StepRecord,
+    Trajectory,
     package_versions,
 )
 from pixelpilot.tools.base import Device, Observation
@@ -55,6 +64,9 @@ from pixelpilot.vlm.base import VisionModel
 
 Policy = Callable[[Action], None]
 """Called with every parsed action before it runs; raise ActionDenied to refuse it."""
+Judge = Callable[[RunResult], RunResult]
+"""Called with the result when the run ends, before it is recorded: returns it with the target's
+own verdict (``achieved``, ``checks``), e.g. a scenario's checks on the app's real state."""
 
 
 @dataclass(frozen=True)
@@ -93,43 +105,73 @@ class Agent:
         on_step: Callable[[StepRecord], None] | None = None,
         ask_user: Callable[[str], str] | None = None,
         meta_extra: dict | None = None,
+        secrets: Secrets | Mapping[str, str] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.model = model
         self.device = device
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.budgets = budgets or Budgets()
-        self.recorder = recorder or NullRecorder()
+        self.secrets = Secrets.of(secrets)
+        self._records = recorder is not None
+        self.recorder = self.secrets.recorder(recorder or NullRecorder())
         self.policy = policy
         self.on_step = on_step
         self.ask_user = ask_user
         self.meta_extra = meta_extra or {}
+        self.judge = judge
 
     def run(self, task: str) -> RunResult:
         """Work on ``task`` until the model finishes, a budget runs out or something fails."""
-        t_start = time.monotonic()
-        device_meta: dict[str, object] = {
-            "name": self.device.name,
-            "kind": self.device.kind,
-            "supported": sorted(self.device.supported),
-        }
+        self.recorder.start(self._meta(task))
+        return self._run(task, [], [])
+
+    def resume(self, trajectory: str | os.PathLike[str] | Trajectory) -> RunResult:
+        """Continue a killed or budget-ended run from its last recorded step, with the history
+        rebuilt from the record, appending to its trajectory (step numbers go on; the budgets
+        count this session). With no recorder given, the run's own directory records it."""
+        import pixelpilot.agent.resume as r
+
+        traj = r.resumable(trajectory)
+        r.check_fit(traj, self.dialect.name, self.device.kind)
+        meta = r.resume_meta(
+            traj, model=self.model.name, dialect=self.dialect.name, device=self.device.name
+        )
+        saved = self.recorder
+        if not self._records:
+            self.recorder = self.secrets.recorder(DirectoryRecorder(traj.path))
+        try:
+            self.recorder.resume(traj, meta)
+            ended = r.ended(traj)  # killed after the model's last word: only its result is due
+            if ended is not None:
+                return self.recorder.finish(ended)
+            return self._run(traj.meta.task, list(traj.steps), r.history_of(traj))
+        finally:
+            self.recorder = saved
+
+    def _meta(self, task: str) -> RunMeta:
+        device_meta: dict[str, object] = self.device.describe()
         with contextlib.suppress(DeviceError):  # the first observe reports it as a step error
             device_meta.update(asdict(self.device.geometry))
-        self.recorder.start(
-            RunMeta(
-                task=task,
-                model=self.model.name,
-                dialect=self.dialect.name,
-                device=device_meta,
-                budgets=asdict(self.budgets),
-                versions=package_versions(),
-                extra=self.meta_extra,
-            )
+        return RunMeta(
+            task=task,
+            model=self.model.name,
+            dialect=self.dialect.name,
+            device=device_meta,
+            budgets=asdict(self.budgets),
+            versions=package_versions(),
+            extra=self.meta_extra,
+            secrets=list(self.secrets.names),
         )
-        steps: list[StepRecord] = []
-        history: list[Turn] = []
+
+    def _run(self, task: str, steps: list[StepRecord], history: list[Turn]) -> RunResult:
+        """The loop proper, after ``steps`` (and their ``history``) of an earlier session."""
+        t_start = time.monotonic()
+        task = self.secrets.task_text(task)  # what the model reads; records keep the task
+        first = steps[-1].index + 1 if steps else 1
         end = _EndRun("step_budget", f"the step budget ({self.budgets.max_steps}) ran out")
         try:
-            for index in range(1, self.budgets.max_steps + 1):
+            for index in range(first, first + self.budgets.max_steps):
                 if self._out_of_time(t_start):
                     end = self._time_up()
                     break
@@ -149,6 +191,8 @@ class Agent:
             steps=steps,
             seconds=time.monotonic() - t_start,
         )
+        if self.judge is not None:
+            result = self.judge(result)
         return self.recorder.finish(result)
 
     def _out_of_time(self, t_start: float) -> bool:
@@ -173,7 +217,9 @@ class Agent:
         step.geometry = asdict(geom)
         step.boxes = obs.extra.get("boxes")
         step.resized = resized = self.model.resized_size(geom.width, geom.height)
-        ctx = StepContext(self.device.kind, self.device.supported, geom, resized)
+        ctx = StepContext(
+            self.device.kind, self.device.supported, geom, resized, self.secrets.names
+        )
         feedback: str | None = None
         for attempt_no in range(self.budgets.max_retries + 1):
             if attempt_no and self._out_of_time(t_start):
@@ -239,7 +285,7 @@ class Agent:
                 | LongPress() | Swipe() | SystemButton() | OpenApp() | Pick() | Place()
                 | Gripper() | MoveEffector() | Home()
             ):  # fmt: skip
-                step.executed = self.device.execute(device_action)
+                step.executed = self.secrets.execute(self.device, device_action)
                 return None, step.executed.note  # e.g. a robot's "grasped nothing"
             case _:
                 assert_never(action)

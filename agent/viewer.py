@@ -135,6 +135,7 @@ def _summary(traj: Trajectory) -> str:
         ("task", escape(meta.task)),
         ("status", status_html),
         ("reason", escape(str(res.get("reason", "")))),
+        ("achieved", _achieved(res)),
         ("answer", escape(str(res.get("answer", "")))),
         ("steps", f"{len(traj.steps)} ({retries} rejected answers)"),
         ("total time", f"{total_s:.2f} s"),
@@ -144,6 +145,7 @@ def _summary(traj: Trajectory) -> str:
         ("device", escape(f"{dev.get('name', '?')} ({dev.get('kind', '?')}) "
                           f"{dev.get('width', '?')}x{dev.get('height', '?')} "
                           f"scale {dev.get('scale', 1)}")),
+        ("view", escape(view_text(dev.get("view")))),
         ("started", escape(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.started_at)))),
         ("format", str(meta.format_version)),
     ]  # fmt: skip
@@ -151,6 +153,38 @@ def _summary(traj: Trajectory) -> str:
         rows.append(("scenario", escape(str(meta.extra["scenario"]))))
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows if v)
     return f'<header><h1>{escape(Path(traj.path).name)}</h1><table class="summary">{body}</table></header>'
+
+
+def _achieved(res: dict[str, Any]) -> str:
+    """Whether the task was achieved by the target's real state (its checks), apart from the
+    model's claim; "" when nothing judged it."""
+    checks = res.get("checks") or []
+    if not checks:
+        return ""
+    held = sum(bool(c.get("passed")) for c in checks)
+    if res.get("achieved") is True:
+        head = f'<span class="ok">yes</span> ({held} of {len(checks)} checks hold)'
+    elif res.get("achieved") is False:
+        head = f'<span class="bad">no</span> ({held} of {len(checks)} checks hold)'
+    else:
+        head = '<span class="warn">not judged</span>'
+    failed = "".join(
+        f"<br>✗ {escape(str(c.get('line', '')))}" for c in checks if not c.get("passed")
+    )
+    return head + failed
+
+
+def view_text(view: Any) -> str:
+    """What a desktop run observed (run.json ``device.view``): "" for the whole screen."""
+    if not isinstance(view, dict):
+        return ""
+    if "region" in view:
+        x, y, w, h = view["region"]
+        return f"region {w}x{h} at ({x}, {y}) of the screen"
+    if "window" in view:
+        found = f" — {view['title']!r}, {view['id']}" if view.get("id") else ""
+        return f"window {view['window']!r}{found} (its client area)"
+    return ""
 
 
 def _timeline(steps: list[StepRecord]) -> str:
@@ -191,6 +225,9 @@ def _step(traj: Trajectory, step: StepRecord, pointer: Any, images: str, base: P
         if not all(size):
             size = img_size
     head = f"Step {step.index}: {describe(action)}"
+    origin = step.geometry.get("origin") if step.geometry else None
+    if origin and view_text(traj.meta.device.get("view")):  # where the window or region was
+        head += f" (view at {origin[0]:g}, {origin[1]:g})"
     if step.retries:
         head += f" — {step.retries} rejected"
     w, h = size if all(size) else (16, 10)

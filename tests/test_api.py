@@ -15,8 +15,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_exports_are_locked():
     assert pixelpilot.agent.__all__ == [
-        "Agent", "Budgets", "DirectoryRecorder", "RunResult", "StepRecord", "Trajectory",
-        "get_dialect", "load_trajectory", "replay",
+        "Agent", "Budgets", "DirectoryRecorder", "RunResult", "Secrets", "StepRecord",
+        "Trajectory", "get_dialect", "load_trajectory", "replay",
     ]  # fmt: skip
     assert pixelpilot.tools.__all__ == [
         "AndroidDevice", "DesktopDevice", "Device", "Executed", "Observation", "RobotDevice",

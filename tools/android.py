@@ -64,6 +64,35 @@ def find_adb(adb_path: str | None = None) -> str:
         ) from None
 
 
+_NODE = re.compile(r"<node\b[^>]*>")
+_BOUNDS = re.compile(r'bounds="\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]"')
+
+
+def focused_password_boxes(xml: str) -> list[tuple[int, int, int, int]]:
+    """(x1, y1, x2, y2) of each focused password field in ``uiautomator dump`` XML: where
+    Android may show the last typed character in clear."""
+    out = []
+    for node in _NODE.findall(xml):
+        if 'password="true"' in node and 'focused="true"' in node:
+            m = _BOUNDS.search(node)
+            if m:
+                x1, y1, x2, y2 = (int(v) for v in m.groups())
+                out.append((x1, y1, x2, y2))
+    return out
+
+
+def blur_boxes(image: Image.Image, boxes: list[tuple[int, int, int, int]]) -> Image.Image:
+    """``image`` with each box (clipped to it) blurred past reading."""
+    from PIL import ImageFilter
+
+    for x1, y1, x2, y2 in boxes:
+        box = (max(0, x1), max(0, y1), min(image.width, x2), min(image.height, y2))
+        if box[0] < box[2] and box[1] < box[3]:
+            radius = max(4, (box[3] - box[1]) // 2)
+            image.paste(image.crop(box).filter(ImageFilter.GaussianBlur(radius)), box[:2])
+    return image
+
+
 def parse_wm_size(text: str) -> tuple[int, int]:
     """(width, height) from ``wm size``; an override size wins over the physical one."""
     found = dict(re.findall(r"(Physical|Override) size:\s*(\d+x\d+)", text))
@@ -138,6 +167,9 @@ class AndroidDevice(Device):
     ``input text``. ``apps``: app names -> packages for open_app. ``screencap``: 'png' or 'raw'
     (no PNG encoding on the phone: faster on real devices, more bytes over the wire).
     ``timeout``: seconds any adb call may take beyond its gesture's own duration.
+    ``blur_passwords``: blur the focused password field in every screenshot, where a
+    ``uiautomator dump`` reports one (two more adb calls per observation; on when a run has
+    secrets).
     """
 
     kind = "mobile"
@@ -155,8 +187,10 @@ class AndroidDevice(Device):
         screencap: Literal["png", "raw"] = "png",
         timeout: float = 20.0,
         name: str | None = None,
+        blur_passwords: bool = False,
     ) -> None:
         self.serial = serial
+        self.blur_passwords = blur_passwords
         self.adb_path = adb_path
         self.adb_host = adb_host
         self.adb_port = adb_port or int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
@@ -309,7 +343,16 @@ class AndroidDevice(Device):
         geom = self.geometry
         if image.size != (geom.width, geom.height):  # rotated, or the size was changed
             self._geometry = geom = ScreenGeometry(*image.size, scale=geom.scale)
-        return Observation(image=image, geometry=geom, extra={"bytes": len(data)})
+        extra: dict[str, Any] = {"bytes": len(data)}
+        if self.blur_passwords:
+            try:  # after the capture: the field cannot move in between without a new frame
+                extra["blurred"] = boxes = focused_password_boxes(self.dump_ui())
+                image = blur_boxes(image, boxes)
+            except DeviceLost:
+                raise
+            except DeviceError as exc:  # no dump (an animation, a secure window): nothing known
+                extra["blurred"] = f"unknown: {exc}"
+        return Observation(image=image, geometry=geom, extra=extra)
 
     # -- execute ---------------------------------------------------------------------------------
     def _execute(self, action: Action) -> Executed:

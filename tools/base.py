@@ -85,6 +85,12 @@ class Device(ABC):
     def connected(self) -> bool:
         return self._connected
 
+    def describe(self) -> dict[str, Any]:
+        """What a trajectory records about this device (run.json ``device``): name, kind,
+        supported action kinds; a backend adds what else it needs to be found again (the
+        desktop's observed ``view``)."""
+        return {"name": self.name, "kind": self.kind, "supported": sorted(self.supported)}
+
     def observe(self) -> Observation:
         """Wait for the screen to settle, capture it and return it with its geometry."""
         self._require_connected()
