@@ -632,7 +632,8 @@ def test_build_prompt_carries_system_task_and_screenshot() -> None:
         assert "Open Settings" in prompt.messages[first].text
         assert prompt.images == [image]
         assert "Your last answer was rejected: bad" in "".join(m.text for m in prompt.messages)
-        assert prompt.meta["dialect"] == name and prompt.sampling == dialect.sampling
+        assert prompt.meta == {"dialect": name, "ctx": DESKTOP}
+        assert prompt.sampling == dialect.sampling
 
 
 # -- registry and safety -----------------------------------------------------------------------

@@ -290,7 +290,7 @@ class UITarsDialect(TableDialect):
             messages=msgs,
             grammar=self.grammar(ctx),
             sampling=self.sampling,
-            meta={"dialect": self.name},
+            meta={"dialect": self.name, "ctx": ctx},
         )
 
     # -- table -------------------------------------------------------------------------------
