@@ -19,6 +19,8 @@ _EXPORTS = {
     "replay": "pixelpilot.agent.replay",
     "Secrets": "pixelpilot.agent.secrets",
     "get_dialect": "pixelpilot.agent.dialects",
+    "Policy": "pixelpilot.agent.policy",
+    "RunControl": "pixelpilot.agent.control",
 }
 __all__ = sorted(_EXPORTS)
 

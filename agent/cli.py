@@ -22,6 +22,15 @@ from pixelpilot.agent.cli_bench import bench_app
 from pixelpilot.agent.cli_common import display as _display
 from pixelpilot.agent.cli_common import out
 from pixelpilot.agent.cli_common import progress as _progress
+from pixelpilot.agent.cli_control import (
+    ConfirmOption,
+    KillKeyOption,
+    NoHotkeysOption,
+    PauseKeyOption,
+    PolicyOption,
+    guards,
+    listening,
+)
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_scenario import run_files, scenario_app
 from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
@@ -114,6 +123,16 @@ def run(
             "model, dialect and device given here, appending to it; budgets count this part.",
         ),
     ] = None,
+    max_repeats: Annotated[
+        int,
+        typer.Option(min=0, help="End the run as stuck after this many identical actions in "
+                     "a row that change nothing on the screen (0: never)."),
+    ] = 5,
+    policy: PolicyOption = None,
+    confirm: ConfirmOption = False,
+    kill_key: KillKeyOption = "ctrl+alt+shift+k",
+    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
+    no_hotkeys: NoHotkeysOption = False,
 ) -> None:
     """Run TASK with a model on a device and record the trajectory.
 
@@ -130,6 +149,7 @@ def run(
     from pixelpilot.vlm.registry import default_dialect, load_model
     from pixelpilot.vlm.scripted import ScriptedModel
 
+    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
     secrets = Secrets.from_cli(secret or [], secrets_file or [])
     the_scenario = load_scenario(scenario) if scenario is not None else None
     if the_scenario is not None and device is not None:
@@ -168,16 +188,17 @@ def run(
         _resuming(traj, the_model.name)
         if isinstance(the_model, ScriptedModel):  # its script holds the whole run's answers
             the_model.skip(r.consumed_outputs(traj))
-    budgets = Budgets(max_steps, max_seconds, max_retries)
+    budgets = Budgets(max_steps, max_seconds, max_retries, max_repeats)
     if the_scenario is None:
         result = _record_run(
             task, the_model, the_device, the_dialect, budgets, out_dir, "run",
-            secrets=secrets, resume=traj,
+            the_guards, secrets=secrets, resume=traj,
         )  # fmt: skip
         raise typer.Exit(0 if result.status == "success" else 1)
     result = _run_on_scenario(
-        the_scenario, task, the_model, the_dialect, budgets, out_dir, "run", secrets=secrets
-    )
+        the_scenario, task, the_model, the_dialect, budgets, out_dir, "run",
+        the_guards, secrets=secrets,
+    )  # fmt: skip
     raise typer.Exit(0 if result.status == "success" and result.achieved is not False else 1)
 
 
@@ -189,6 +210,7 @@ def _run_on_scenario(
     budgets: Any,
     out_dir: Path,
     label: str,
+    guards: Any = None,
     *,
     secrets: Any = None,
 ) -> Any:
@@ -208,7 +230,7 @@ def _run_on_scenario(
             raise
         return _record_run(
             task, model, contextlib.nullcontext(target.device),  # open_target opened it
-            dialect, budgets, out_dir, label, judge=target_judge(scenario.checks, target),
+            dialect, budgets, out_dir, label, guards, judge=target_judge(scenario.checks, target),
             meta_extra={"scenario": scenario.path, "target": scenario.target.model_dump()},
             secrets=secrets,
         )  # fmt: skip
@@ -229,6 +251,7 @@ def _record_run(
     budgets: Any,
     out_dir: Path,
     label: str,
+    guards: Any = None,
     *,
     secrets: Any = None,
     resume: Any = None,
@@ -237,17 +260,21 @@ def _record_run(
 ) -> Any:
     """Run ``task`` on ``device`` (opened here) with a line per step, record it under
     ``out_dir`` (or go on with the ``resume`` trajectory in its own directory), close the
-    model, print the outcome (and the target's verdict, with a ``judge``); the RunResult."""
+    model, print the outcome (and the target's verdict, with a ``judge``); the RunResult.
+    ``guards``: the policy, confirm hook and hotkeys (cli_control)."""
+    from pixelpilot.agent.cli_control import Guards
     from pixelpilot.agent.loop import Agent
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
+    g = guards or Guards(hotkeys=False)
     where = Path(resume.path) if resume is not None else None
     rec = DirectoryRecorder(where or out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
     try:
-        with device as dev:
+        with device as dev, listening(g, dev, out):
             agent = Agent(
                 model=model, device=dev, dialect=dialect, budgets=budgets, recorder=rec,
                 on_step=_progress, secrets=secrets, judge=judge, meta_extra=meta_extra,
+                policy=g.policy, confirm=g.confirm, control=g.control,
             )  # fmt: skip
             result = agent.resume(resume) if resume is not None else agent.run(task)
     finally:
@@ -291,6 +318,11 @@ def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
+    policy: PolicyOption = None,
+    confirm: ConfirmOption = False,
+    kill_key: KillKeyOption = "ctrl+alt+shift+k",
+    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
+    no_hotkeys: NoHotkeysOption = False,
 ) -> None:
     """Run the demo task on the fixture app on a virtual display with a real model.
 
@@ -304,8 +336,9 @@ def demo(
     from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
     from pixelpilot.vlm.registry import default_dialect, load_model
 
+    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
     if scripted:
-        run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
+        run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir, policy=the_guards.policy)
     scenario = load_scenario(BUILTIN_DIR / DEMO)
     options: dict[str, Any] = {}
     if model in ("tiny", "tiny-qwenvocab"):
@@ -317,11 +350,10 @@ def demo(
     the_model = load_model(model, **options)
     budgets = Budgets(max_steps=max_steps, max_seconds=600)
     result = _run_on_scenario(
-        scenario, scenario.task, the_model, default_dialect(model), budgets, out_dir, "demo"
-    )
+        scenario, scenario.task, the_model, default_dialect(model), budgets, out_dir, "demo",
+        the_guards,
+    )  # fmt: skip
     raise typer.Exit(3 if result.status == "error" else 0)
-
-
 
 
 EXIT_CODES: tuple[tuple[type[PixelPilotError], str, int], ...] = (

@@ -18,6 +18,7 @@ from rich.markup import escape
 from pixelpilot.agent.cli_common import display as _display
 from pixelpilot.agent.cli_common import out
 from pixelpilot.agent.cli_common import progress as _progress
+from pixelpilot.agent.cli_control import PolicyOption, guards
 from pixelpilot.agent.errors import UserError
 
 scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenario files.")
@@ -31,9 +32,11 @@ def scenario_run(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
+    policy: PolicyOption = None,
 ) -> None:
     """Run one scenario (every dialect it has a script for) and check the outcome."""
-    run_files([file], dialect=dialect, out_dir=out_dir)
+    the_policy = guards(policy, False, hotkeys=False).policy
+    run_files([file], dialect=dialect, out_dir=out_dir, policy=the_policy)
 
 
 @scenario_app.command("test")
@@ -111,7 +114,11 @@ def scenario_list(
     out.print(table)
 
 
-def run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True) -> None:
+def run_files(
+    files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True, policy: Any = None
+) -> None:
+    """Run the scenarios in ``files`` (under ``policy``, a ``Policy``, when given) on one
+    display; print a line per outcome; exit 1 if any failed."""
     from pixelpilot.scenarios.runner import run_scenario
     from pixelpilot.scenarios.spec import load_scenario
 
@@ -129,6 +136,7 @@ def run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: bo
                 dialects=[dialect] if dialect else None,
                 out_dir=out_dir,
                 on_step=_progress if verbose else None,
+                policy=policy,
             ):
                 mark = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
                 what = escape(f"{o.scenario} [{o.dialect}] {o.result.status}: {o.result.reason}")

@@ -16,6 +16,7 @@ had not been written when the process died loads with ``screenshot_path() is Non
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -53,6 +54,12 @@ class Attempt(BaseModel):
     visual_tokens: int | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     """The backend's own stages (preprocess, vision, prefill, decode, ...), in seconds."""
+    parse_s: float | None = None
+    """Seconds the dialect took to read this answer (accepted or not); None: not read (the
+    answer was too long, or the run ended first)."""
+    internal: str | None = None
+    """A parser failure that is pixelpilot's bug, not the model's (an unexpected exception:
+    its type, where it was raised and its message). The answer went back as a retry."""
 
 
 class StepRecord(BaseModel):
@@ -80,6 +87,12 @@ class StepRecord(BaseModel):
     boxes: dict[str, list[int]] | None = None
     """Element boxes on the screen [x, y, w, h] in screen pixels, where the device knows
     them (the fixture apps, a uiautomator dump); offline evaluation scores points against them."""
+    screen_changed: bool | None = None
+    """Whether the screen changed after the executed action (None: not measured)."""
+    screen_change: float | None = None
+    """The fraction of the screen's pixels that changed after the action, 0..1."""
+    took_over_s: float | None = None
+    """Seconds a person held control (the pause switch) before this step began."""
 
     @property
     def retries(self) -> int:
@@ -174,6 +187,13 @@ class RunResult(BaseModel):
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on (read once per process: reading
+    package metadata costs ~20 ms)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("pixelpilot", "pydantic", "pillow", "mss", "pyautogui"):
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -191,7 +191,8 @@ def _timeline(steps: list[StepRecord]) -> str:
     chips = []
     for s in steps:
         action = step_action(s)
-        cls = "bad" if s.error or action is None else ("warn" if s.retries else "")
+        warn = s.retries or s.screen_change == 0 or s.took_over_s is not None
+        cls = "bad" if s.error or action is None else ("warn" if warn else "")
         label = action.kind if action is not None else ("error" if s.error else "invalid")
         chips.append(f'<a class="{cls}" href="#step-{s.index}">{s.index} {escape(label)}</a>')
     return '<nav class="timeline">' + "".join(chips) + "</nav>"
@@ -254,8 +255,21 @@ def _src(path: Path, images: str, base: Path | None) -> str:
     return f"data:image/png;base64,{data}"
 
 
+def effect(step: StepRecord) -> str:
+    """What the action did to the screen, in words ("" when it was not measured)."""
+    if step.screen_change is None:
+        return ""
+    if step.screen_change == 0:
+        return "the screen did not change after this action"
+    pct = step.screen_change * 100
+    return f"the screen changed after this action: {pct:.2f}% of its pixels"
+
+
 def _details(step: StepRecord) -> str:
     out = []
+    if step.took_over_s is not None:
+        out.append(f'<p class="warn">a person took over for {step.took_over_s:.1f} s before '
+                   "this step</p>")  # fmt: skip
     if step.error:
         out.append(f'<p class="bad">error: {escape(step.error)}</p>')
     t = step.timings
@@ -278,13 +292,18 @@ def _details(step: StepRecord) -> str:
             if value is not None
         )
         meta = f"generate {a.generate_s * 1000:.1f} ms" + (f", {tokens}" if tokens else "")
+        if a.parse_s is not None:
+            meta += f", parse {a.parse_s * 1000:.2f} ms"
+        internal = ""
+        if a.internal:
+            internal = f'<div class="bad">internal parser error: {escape(a.internal)}</div>'
         parsed = ""
         if a.action is not None:
             parsed = f"<div>parsed: <code>{escape(describe(a.action))}</code> ({escape(_space(a.action))})</div>"
         out.append(
             f"<details open><summary>answer {n}/{len(step.attempts)}: {verdict} "
             f"<small>({escape(meta)})</small></summary>"
-            f'<pre class="raw">{escape(a.raw)}</pre>{parsed}</details>'
+            f'<pre class="raw">{escape(a.raw)}</pre>{parsed}{internal}</details>'
         )
     if step.device_action is not None:
         out.append(f"<div>on screen: <code>{escape(describe(step.device_action))}</code></div>")
@@ -295,6 +314,11 @@ def _details(step: StepRecord) -> str:
             f"<div>executed in {step.executed.seconds * 1000:.1f} ms{note}:</div>"
             f'<pre class="commands">{escape(cmds)}</pre>'
         )
+    if effect(step):
+        cls = "warn" if step.screen_change == 0 else "ok"
+        out.append(f'<div class="effect {cls}">{escape(effect(step))}</div>')
+    if step.result:
+        out.append(f"<div>told the model: <q>{escape(step.result)}</q></div>")
     return "".join(out)
 
 

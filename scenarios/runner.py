@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pixelpilot.agent.errors import PixelPilotError, ScenarioError
 from pixelpilot.agent.loop import Agent, Budgets, Judge
+from pixelpilot.agent.policy import Policy
 from pixelpilot.agent.trajectory import (
     CheckResult,
     DirectoryRecorder,
@@ -50,8 +51,10 @@ def run_scenario(
     dialects: list[str] | None = None,
     out_dir: str | Path | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
+    policy: Policy | None = None,
 ) -> list[Outcome]:
-    """Run ``scenario`` once per dialect in its scripts (or only ``dialects``).
+    """Run ``scenario`` once per dialect in its scripts (or only ``dialects``), under
+    ``policy`` (a ``Policy``) when one is given.
 
     Desktop targets need a display (DISPLAY set); each run gets a fresh copy of the target.
     """
@@ -75,6 +78,7 @@ def run_scenario(
                 budgets=Budgets(**scenario.budgets.model_dump()),
                 recorder=recorder,
                 on_step=on_step,
+                policy=policy,
                 meta_extra={"scenario": scenario.path, "target": scenario.target.model_dump()},
                 judge=target_judge(scenario.checks, target),
             )

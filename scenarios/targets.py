@@ -5,7 +5,8 @@ device backend to what it runs against.
 launched program on the current display, the phone fixture behind the real adb, a pybullet
 scene) and yields the open device together with what reads the target's real state for checks
 (its JSON state, its work directory's files, its page's DOM). ``open_device`` resolves the CLI's
-``desktop[:N][:window=SPEC|:region=X,Y,W,H]``, ``android[:SERIAL]`` and ``robot[:SCENE]``;
+``desktop[:N][:window=SPEC|:region=X,Y,W,H]``, ``android[:SERIAL]``, ``robot[:SCENE]`` and
+``dryrun[:desktop|:android][:WxH]``;
 ``builtin_target`` the built-in targets by NAME (``fixture``, ``phone[:START]``,
 ``scene:NAME``), the only targets ``replay`` starts: a trajectory is data, so a target recorded
 in it is at most a suggestion (``suggest_target``), never a command line to run.
@@ -35,7 +36,8 @@ from pixelpilot.tools.robot_scenes import SCENES
 
 DEVICE_HELP = (
     "desktop, desktop:N (X display :N), desktop[:N]:window=TITLE|class=WM_CLASS|id=0xID, "
-    "desktop[:N]:region=X,Y,W,H, android, android:SERIAL, robot, robot:SCENE"
+    "desktop[:N]:region=X,Y,W,H, android, android:SERIAL, robot, robot:SCENE, "
+    "dryrun[:desktop|:android][:WxH] (plan every action, perform none)"
 )
 PHONE_STARTS = ("home", "signin", "shop", "settings", "notes")
 TARGET_HELP = (
@@ -164,6 +166,20 @@ def _start_desktop(target: DesktopTarget, stack: contextlib.ExitStack) -> OpenTa
     return OpenTarget(device, fixture.state)
 
 
+def _dry_run(ref: str, arg: str) -> Device:
+    from pixelpilot.tools.dryrun import DryRunDesktop, DryRunPhone
+
+    parts = [p for p in arg.split(":") if p]
+    kind = parts.pop(0) if parts and parts[0] in ("desktop", "android") else "desktop"
+    size: dict[str, int] = {}
+    if parts:
+        w, _, h = parts.pop(0).partition("x")
+        if not (w.isdigit() and h.isdigit()) or parts:
+            raise ConfigError(f"bad device {ref!r}; write dryrun[:desktop|:android][:WIDTHxHEIGHT]")
+        size = {"width": int(w), "height": int(h)}
+    return DryRunPhone(**size) if kind == "android" else DryRunDesktop(**size)
+
+
 def open_device(ref: str) -> Device:
     """A device (not yet open) for a ``--device`` reference; ConfigError says what to write."""
     kind, _, arg = ref.partition(":")
@@ -179,6 +195,8 @@ def open_device(ref: str) -> Device:
         from pixelpilot.tools.robot import RobotDevice
 
         return RobotDevice(arg or "tray")
+    if kind == "dryrun":
+        return _dry_run(ref, arg)
     raise ConfigError(f"unknown device {ref!r}; available: {DEVICE_HELP}")
 
 
@@ -233,6 +251,8 @@ def suggest_target(recorded: Any) -> str | None:
         scene = recorded["scene"]
         return f"scene:{scene}" if scene in SCENES else None
     return None
+
+
 def desktop_options(arg: str) -> dict[str, Any]:
     """DesktopDevice options for what follows ``desktop:``: ``N`` (X display :N), then
     ``window=SPEC`` (the rest verbatim, so a title may hold ':' and ',') or ``region=X,Y,W,H``.

@@ -125,6 +125,9 @@ def test_window_is_its_client_area_and_followed_when_it_moves(window: FixtureApp
         state = window.wait_for(lambda s: len(s["local"]) == 2)
         assert state["local"][1] == [x + 6, y + 6]
         assert state["clicks"][1] == [moved[0] + x + 6, moved[1] + y + 6]
+        under = dev.target_at(px(x + 6, y + 6))  # for policies: view pixels, where it is now
+        assert under.window_title == TITLE
+        assert "pixelpilotwindow" in [c.casefold() for c in under.window_class or ()]
         with pytest.raises(PointOutOfBounds, match="outside the 300x200"):
             dev.execute(Click(point=px(300, 10)))
         view = dev.describe()["view"]

@@ -1,5 +1,6 @@
 """One contract every device passes: desktop (Xvfb; the whole screen and one window), Android
-(real adb + the phone fixture) and robot (pybullet). Like Gymnasium's ``check_env``: what any backend must do, checked the same way.
+(real adb + the phone fixture), robot (pybullet) and the dry-run devices (the real planners,
+nothing performed). Like Gymnasium's ``check_env``: what any backend must do, checked the same way.
 
 1. ``observe`` returns an image whose size is the device's geometry (physical pixels).
 2. A point off the screen is refused with ``PointOutOfBounds`` and nothing is executed.
@@ -109,11 +110,26 @@ def _robot() -> Iterator[tuple[Device, Callable[[], None]]]:
         yield dev, lambda: pybullet.disconnect(dev.physics_client)
 
 
+@contextlib.contextmanager
+def _dry_run(kind: str) -> Iterator[tuple[Device, Callable[[], None]]]:
+    from pixelpilot.tools.dryrun import DryRunDesktop, DryRunPhone
+
+    dev: Device = DryRunPhone(width=360, height=640) if kind == "mobile" else DryRunDesktop()
+    with dev:
+        yield dev, dev.close  # closed under the run: it is gone
+
+
 CASES = {
     "desktop": Case(_desktop, lambda w, h: Wait(seconds=0), Pick(point=px(1, 1))),
     "desktop-window": Case(_desktop_window, lambda w, h: Wait(seconds=0), Pick(point=px(1, 1))),
     "android": Case(_android, lambda w, h: Tap(point=px(w // 2, h // 2)), Click(point=px(1, 1))),
     "robot": Case(_robot, lambda w, h: Home(), Click(point=px(1, 1))),
+    "dryrun-desktop": Case(
+        lambda: _dry_run("desktop"), lambda w, h: Click(point=px(w - 1, h - 1)), Tap(point=px(1, 1))
+    ),
+    "dryrun-phone": Case(
+        lambda: _dry_run("mobile"), lambda w, h: Tap(point=px(w // 2, h // 2)), Pick(point=px(1, 1))
+    ),
 }
 
 

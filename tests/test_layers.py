@@ -10,8 +10,9 @@ DESIGN.md), each importing only layers below it or its own:
 2. vlm.base, tools.base
 3. agent.dialects.*; backends vlm.*; devices tools.* -- and no vlm module imports dialects, no
    dialect imports a backend or a device, no device imports vlm
-4. the loop, trajectories, secrets, resume, viewer, overlay, animation, evaluation, export,
-   replay; the benchmark environments (envs.*)
+4. the loop and its stages, trajectories, secrets, resume, policies, human control (kill and
+   pause switches), effects, viewer, overlay, animation, evaluation, export, replay; the
+   benchmark environments (envs.*)
 5. composition: vlm.registry, the vlm and agent facades, agent.cli*, scenarios.* -- and only
    the CLI (and scenarios themselves) import scenarios
 """
@@ -29,9 +30,11 @@ BOTTOM = {"agent.actions", "agent.geometry", "agent.errors", "agent.keys"}
 BOUNDARIES = {"vlm.base", "tools.base"}
 LOOP = {"agent.loop", "agent.trajectory", "agent.trajectory_compat", "agent.viewer",
         "agent.overlay", "agent.animate", "agent.evaluate", "agent.export", "agent.replay",
-        "agent.secrets", "agent.resume"}  # fmt: skip
+        "agent.secrets", "agent.resume", "agent.stages", "agent.policy", "agent.control",
+        "agent.effects"}  # fmt: skip
 COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj",
-               "agent.cli_scenario", "agent.cli_bench", "agent.cli_common"}  # fmt: skip
+               "agent.cli_scenario", "agent.cli_bench", "agent.cli_common",
+               "agent.cli_control"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:

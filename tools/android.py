@@ -30,7 +30,7 @@ import adbutils
 from adbutils._adb import AdbConnection
 from PIL import Image
 
-from pixelpilot.agent.actions import MOBILE_KINDS, Action, OpenApp, TypeText
+from pixelpilot.agent.actions import MOBILE_KINDS, Action, OpenApp, Point, TypeText
 from pixelpilot.agent.errors import (
     ActionRejected,
     ConfigError,
@@ -41,9 +41,17 @@ from pixelpilot.agent.errors import (
 )
 from pixelpilot.agent.geometry import ScreenGeometry
 from pixelpilot.tools.android_plan import ADB_KEYBOARD_HINT, Argv, plan, shell_line
-from pixelpilot.tools.base import Device, Executed, Observation
+from pixelpilot.tools.base import Device, Executed, Observation, TargetInfo
 
-__all__ = ["ADB_IME", "AndroidDevice", "adb_client", "find_adb", "parse_density", "parse_wm_size"]
+__all__ = [
+    "ADB_IME",
+    "AndroidDevice",
+    "adb_client",
+    "find_adb",
+    "parse_density",
+    "parse_focus",
+    "parse_wm_size",
+]
 
 ADB_IME = "com.android.adbkeyboard/.AdbIME"
 ImeMode = Literal["auto", "adbkeyboard", "input_text"]
@@ -101,6 +109,16 @@ def parse_wm_size(text: str) -> tuple[int, int]:
         raise DeviceError(f"cannot read the screen size from `wm size`: {text.strip()!r}")
     w, h = size.split("x")
     return int(w), int(h)
+
+
+_FOCUS = re.compile(r"m(?:CurrentFocus|FocusedApp)=\S+\{\S+ \S+ ([A-Za-z][\w.]*)/")
+
+
+def parse_focus(text: str) -> str | None:
+    """The foreground package in ``dumpsys window windows`` output (the window in focus, else
+    the focused app), e.g. ``mCurrentFocus=Window{5e1c2a7 u0 com.android.settings/.Settings}``."""
+    m = _FOCUS.search(text)
+    return m.group(1) if m else None
 
 
 def parse_density(text: str) -> int:
@@ -358,7 +376,9 @@ class AndroidDevice(Device):
     def _execute(self, action: Action) -> Executed:
         ime = self._use_ime() if isinstance(action, TypeText) else self.ime_active
         commands = plan(action, ime=ime, apps=self.apps)
-        for argv in commands:
+        for n, argv in enumerate(commands):
+            if n:
+                self._checkpoint()  # long text goes in chunks: the kill/pause switch acts between
             if isinstance(action, OpenApp):
                 self._open_app(argv)
             else:
@@ -373,6 +393,15 @@ class AndroidDevice(Device):
             raise ActionRejected(f"open_app: {argv[2]} is not installed on the device")
         if code != 0:
             raise DeviceError(f"{self.name}: `{shell_line(argv)}` failed with exit code {code}")
+
+    def foreground_package(self) -> str | None:
+        """The package of the app in the foreground (None when the phone does not say)."""
+        self._require_connected()
+        return parse_focus(self._sh(["dumpsys", "window", "windows"]))
+
+    def target_at(self, point: Point | None) -> TargetInfo:
+        """The foreground app: whatever the point, a phone acts on the app in front."""
+        return TargetInfo(package=self.foreground_package())
 
     def dump_ui(self) -> str:
         """The screen's view hierarchy as ``uiautomator dump`` XML (node texts and bounds)."""

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from pixelpilot.agent.actions import (
@@ -54,8 +55,8 @@ from pixelpilot.agent.errors import (
     PixelPilotError,
     PointOutOfBounds,
 )
-from pixelpilot.agent.geometry import ScreenGeometry
-from pixelpilot.tools.base import Device, Executed, Observation
+from pixelpilot.agent.geometry import ScreenGeometry, to_logical
+from pixelpilot.tools.base import Device, Executed, Observation, TargetInfo
 from pixelpilot.tools.desktop_plan import KNOWN_KEYS, Command, hotkey_keys, plan
 from pixelpilot.tools.x11_keyboard import KeyTyper
 from pixelpilot.tools.x11_windows import WindowSpec, X11Windows
@@ -63,15 +64,21 @@ from pixelpilot.tools.xvfb import ensure_xauthority
 
 __all__ = [
     "KNOWN_KEYS",
+    "TYPE_CHUNK",
     "Command",
     "DesktopDevice",
     "Region",
+    "changed_fraction",
     "display_alive",
     "hotkey_keys",
     "load_pyautogui",
     "plan",
     "view_options",
 ]
+
+TYPE_CHUNK = 64
+"""Characters typed before the device waits for the app to show them and checks the fail-safe
+and the run's kill/pause switch: a long text stops within one chunk of either."""
 
 FAILSAFE_MESSAGE = (
     "pyautogui fail-safe: the pointer is in a screen corner, so a human took over; "
@@ -111,6 +118,18 @@ def display_alive(display: str) -> bool | None:
             except OSError:
                 continue
     return False
+
+
+def changed_fraction(before: bytes, after: bytes) -> float:
+    """The fraction of pixels that differ between two frames of 4-byte pixels (BGRX), 0..1:
+    a byte comparison when nothing changed, one vectorised pass when something did."""
+    if before == after:
+        return 0.0
+    if len(before) != len(after) or len(before) % 4:
+        return 1.0
+    a = np.frombuffer(before, dtype=np.uint32)
+    b = np.frombuffer(after, dtype=np.uint32)
+    return float(np.count_nonzero(a != b)) / a.size
 
 
 _broken: str | None = None
@@ -219,6 +238,8 @@ class DesktopDevice(Device):
         self._geometry: ScreenGeometry | None = None
         self._lost = False
         self._last: bytes | None = None
+        self._seen: bytes | None = None
+        """The frame the last observation returned: what ``change`` is measured against."""
         self.waited: dict[str, float] = {"observe": 0.0, "execute": 0.0, "image": 0.0}
         """Seconds the last observe and execute spent waiting for the screen to settle (polling
         grabs and sleeps, typing's pauses between chunks): not SDK work, reported apart; and
@@ -298,6 +319,7 @@ class DesktopDevice(Device):
         return {**super().describe(), "view": view, **screen}
 
     def _close(self) -> None:
+        self._seen = None
         typer, self._typer = self._typer, None
         if typer is not None and not self._lost:
             with contextlib.suppress(Exception):
@@ -397,11 +419,22 @@ class DesktopDevice(Device):
         # all but the last grab only waited for the screen to settle
         self.waited["observe"] = time.perf_counter() - t0 - self._grab_s
         self._last = shot.raw
+        change = None if self._seen is None else changed_fraction(self._seen, shot.raw)
+        self._seen = shot.raw
         t1 = time.perf_counter()
         image = Image.frombytes("RGB", (shot.width, shot.height), shot.raw, "raw", "BGRX")
         self.waited["image"] = time.perf_counter() - t1
-        extra = {"settled": settled, "grabs": grabs, "changed": changed}
+        extra = {"settled": settled, "grabs": grabs, "changed": changed, "change": change}
         return Observation(image=image, geometry=self.geometry, extra=extra)
+
+    def target_at(self, point: Point | None) -> TargetInfo:
+        """The X11 window under ``point`` (screen_px of the view), or the one with the keyboard
+        focus."""
+        self._require_connected()
+        if point is None:
+            return self._x11().focused()
+        x, y = to_logical(int(point.x), int(point.y), self.geometry)
+        return self._x11().at(int(x), int(y))
 
     # -- execute ---------------------------------------------------------------------------------
     def _execute(self, action: Action) -> Executed:
@@ -431,9 +464,10 @@ class DesktopDevice(Device):
                 action, geom, pointer=pointer,
                 drag_steps=self.drag_steps,
             )  # fmt: skip
-            calls = self._calls(pag)
-            for cmd in commands:
-                self._run(cmd, pag, calls)
+            try:
+                self._run_all(commands, pag)
+            finally:
+                self._acted = True  # the next observe waits for this action's drawing
         except pag.FailSafeException:
             raise FailSafeTriggered(FAILSAFE_MESSAGE) from None
         except PixelPilotError:
@@ -449,7 +483,6 @@ class DesktopDevice(Device):
                 f"pyautogui lost its connection to X display {self._display} "
                 f"({type(lost).__name__}); restart the process"
             ) from exc
-        self._acted = True  # the next observe waits for this action's drawing
         return Executed(action=done_action, commands=commands)
 
     @staticmethod
@@ -466,17 +499,52 @@ class DesktopDevice(Device):
             "pyautogui.hotkey": lambda keys: pag.hotkey(*keys),
         }
 
+    def _run_all(self, commands: list[Command], pag: ModuleType) -> None:
+        """Run ``commands`` in order, checking the fail-safe and the run's interlock between
+        them; a mouse button pressed by a command is released if a later one is stopped."""
+        calls = self._calls(pag)
+        held: str | None = None
+        try:
+            for n, cmd in enumerate(commands):
+                if n:
+                    self._between(pag)
+                self._run(cmd, pag, calls)
+                if cmd[0] == "pyautogui.mouseDown":
+                    held = cmd[1].get("button", "left")
+                elif cmd[0] == "pyautogui.mouseUp":
+                    held = None
+        except BaseException:
+            if held is not None:
+                _release(pag, held)
+            raise
+
+    def _between(self, pag: ModuleType) -> None:
+        """Between two chunks of an action: the run's kill/pause switch, then pyautogui's
+        corner fail-safe (a human who took the pointer stops the action)."""
+        self._checkpoint()
+        pag.failSafeCheck()
+
+    def _type(self, text: str, pag: ModuleType) -> None:
+        """Type ``text`` in chunks of TYPE_CHUNK characters; after each, wait until the app
+        shows them (so that a stop leaves no keys queued) and check the switches."""
+        if self._typer is None:
+            self._typer = KeyTyper(self._display or "")
+        self._last = self._grab().raw  # what "the app has drawn the keys" is judged against
+        remaps = self._typer.remaps
+        for start in range(0, len(text), TYPE_CHUNK):
+            if start:
+                t0 = time.perf_counter()
+                self._last = self._settle(self._last, self.change_timeout)[0].raw
+                self.waited["execute"] += time.perf_counter() - t0
+            self._between(pag)  # a human in the corner stops typing too
+            self._typer.type(text[start : start + TYPE_CHUNK], between_chunks=self._wait_for_drawing)
+        if self._typer.remaps != remaps:
+            self._x11().wm_sync()  # the WM has reloaded its bindings: no click gets lost
+
     def _run(self, cmd: Command, pag: ModuleType, calls: dict[str, Callable[..., Any]]) -> None:
         name = cmd[0]
         if name == "xtest.type":
-            pag.failSafeCheck()  # a human in the corner stops typing too
-            if self._typer is None:
-                self._typer = KeyTyper(self._display or "")
-            self._last = self._grab().raw  # what "the app has drawn the keys" is judged against
-            remaps = self._typer.remaps
-            self._typer.type(cmd[1]["text"], between_chunks=self._wait_for_drawing)
-            if self._typer.remaps != remaps:
-                self._x11().wm_sync()  # the WM has reloaded its bindings: no click gets lost
+            self._type(cmd[1]["text"], pag)
             return
         fn = calls.get(name)
         if fn is None:
@@ -497,6 +565,19 @@ class DesktopDevice(Device):
                 f"X display {self._display} is gone ({type(exc).__name__}); "
                 "restart the X server and re-run"
             ) from exc
+
+
+def _release(pag: ModuleType, button: str) -> None:
+    """Release a mouse button after an action was stopped mid-drag (the fail-safe off for this
+    one call: the pointer may sit in the corner that fired it)."""
+    saved = pag.FAILSAFE  # type: ignore[attr-defined]
+    pag.FAILSAFE = False  # type: ignore[attr-defined]
+    try:
+        pag.mouseUp(button=button)
+    except Exception:  # noqa: BLE001 - best effort: the display may be gone
+        pass
+    finally:
+        pag.FAILSAFE = saved  # type: ignore[attr-defined]
 
 
 def _check_region(region: Region) -> Region:

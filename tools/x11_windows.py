@@ -1,4 +1,5 @@
-"""Find a top-level X11 window by title, WM_CLASS or id, and read where its client area is.
+"""X11 windows: find a top-level window by title, WM_CLASS or id and read where its client
+area is; tell which window is under a point or has the keyboard focus.
 
 The desktop device observes one window with this (``DesktopDevice(window=...)``). A window
 spec is one of::
@@ -16,6 +17,12 @@ Geometry is the CLIENT area (the app's own window) in root coordinates, never th
 window manager draws around it: what the app draws does not depend on the window manager or its
 theme, so points on it stay the same under openbox, xfwm4 or none; the title bar and borders
 belong to the window manager, not to the task.
+
+For policies ("never type into a terminal"), ``at(x, y)`` walks down from the root window to
+the first window that carries a WM_CLASS (the application's top-level window; a window
+manager's frame has none) and ``focused()`` walks up from the window with the input focus; both
+give a ``TargetInfo`` (WM_CLASS, title), empty for a window that disappears while being read or
+a point over the bare root window. One connection, used from one thread.
 """
 
 from __future__ import annotations
@@ -29,9 +36,13 @@ from Xlib import X, Xatom, error
 from Xlib import display as xdisplay
 
 from pixelpilot.agent.errors import ConfigError, DeviceError, DeviceLost
+from pixelpilot.tools.base import TargetInfo
 from pixelpilot.tools.xvfb import ensure_xauthority
 
 __all__ = ["WindowInfo", "WindowSpec", "X11Windows"]
+
+MAX_DEPTH = 32
+"""Windows nest a few levels deep; a bound keeps a hostile tree from looping."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,48 @@ class X11Windows:
         geo = win.get_geometry()
         pos = win.translate_coords(self._root, 0, 0)  # root -> window: minus its root position
         return -int(pos.x), -int(pos.y), int(geo.width), int(geo.height)
+
+    # -- what an action acts on (policies) -------------------------------------------------------
+    def at(self, x: int, y: int) -> TargetInfo:
+        """The application window under root coordinates (x, y)."""
+        try:
+            win = self._root
+            for _ in range(MAX_DEPTH):
+                child = win.translate_coords(self._root, x, y).child
+                if not child or getattr(child, "id", 0) in (0, X.NONE):
+                    return TargetInfo()
+                info = self._target(child)
+                if info is not None:
+                    return info
+                win = child
+        except (error.XError, error.ConnectionClosedError):
+            pass
+        return TargetInfo()
+
+    def focused(self) -> TargetInfo:
+        """The application window that has the keyboard focus."""
+        try:
+            win = self._d.get_input_focus().focus
+            if isinstance(win, int):  # PointerRoot or None: the window under the pointer
+                p = self._root.query_pointer()
+                return self.at(p.root_x, p.root_y)
+            for _ in range(MAX_DEPTH):
+                if win is None or win.id == self._root.id:
+                    break
+                info = self._target(win)
+                if info is not None:
+                    return info
+                win = win.query_tree().parent
+        except (error.XError, error.ConnectionClosedError):
+            pass
+        return TargetInfo()
+
+    def _target(self, win: Any) -> TargetInfo | None:
+        """The window's class and title if it carries a WM_CLASS (an application's window)."""
+        cls = win.get_wm_class()
+        if not cls:
+            return None
+        return TargetInfo(window_class=tuple(str(c) for c in cls), window_title=self._title(win) or None)
 
     # -- following ------------------------------------------------------------------------------
     def rect(self, wid: int, label: str) -> tuple[int, int, int, int]:
