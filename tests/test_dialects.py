@@ -269,9 +269,9 @@ UITARS_BAD = [
     ("Thought: I look at the screen.", "uitars", "desktop", "no action found"),
     ("Thought: nothing\nAction:", "uitars", "desktop", "'Action:' is empty"),
     ("Thought: x\nAction: click the OK button", "uitars", "desktop", "holds no call"),
-    ("Action: teleport(start_box='(1,2)')", "uitars", "desktop", "unknown action 'teleport'"),
-    ("Action: click()", "uitars", "desktop", "click needs start_box"),
-    ("Action: click(start_box='')", "uitars-1.5", "desktop", "click needs start_box"),
+    ("Action: teleport(start_box='(1,2)')", "uitars", "desktop", "'teleport' is not an action"),
+    ("Action: click()", "uitars", "desktop", "missing argument 'start_box'"),
+    ("Action: click(start_box='')", "uitars-1.5", "desktop", "missing argument 'start_box'"),
     ("Action: scroll(direction='sideways')", "uitars", "desktop", "'direction'"),
     ("Action: click(start_box='(abc)')", "uitars", "desktop", "cannot read start_box"),
     ("Action: click(start_box='(1,2,3)')", "uitars", "desktop", "cannot read start_box"),
@@ -281,13 +281,13 @@ UITARS_BAD = [
      "unexpected argument 'button'"),
     ("Action: click(start_box='(1,2)', point='<point>1 2</point>')", "uitars", "desktop",
      "repeats"),
-    ("Action: press_home()", "uitars", "desktop", "press_home is not available"),
-    ("Action: left_double(start_box='(1,2)')", "uitars", "mobile", "left_double is not available"),
+    ("Action: press_home()", "uitars", "desktop", "'press_home' is not available"),
+    ("Action: left_double(start_box='(1,2)')", "uitars", "mobile", "'left_double' is not available"),
     ("Action: long_press(start_box='(1,2)', time='soon')", "uitars", "mobile", "not a number"),
     ("Action: click(start_box='<|box_start|>(1290,718)<|box_end|>(1350,747)<|box_end|>')",
      "uitars-1.5", "desktop", "cannot read start_box"),
     ("Action: click(start_box='<point>1 2')", "uitars-1.5", "desktop", "does not close"),
-    ("Action: type(content='')", "uitars", "desktop", "type needs content"),
+    ("Action: type(content='')", "uitars", "desktop", "missing argument 'content'"),
     ("Action: click(start_box=, x)", "uitars", "desktop", "has no value"),
 ]  # fmt: skip
 
@@ -495,6 +495,11 @@ def test_uitars_formats_as_each_version_writes() -> None:
     )
     v15 = UITars15Dialect().format(Drag(start=R(1, 2), end=R(3, 4)), DESKTOP)
     assert v15.endswith(
+        "Action: drag(start_box='<|box_start|>(1,2)<|box_end|>', "
+        "end_box='<|box_start|>(3,4)<|box_end|>')"
+    )
+    point = UITars15Dialect(notation="point").format(Drag(start=R(1, 2), end=R(3, 4)), DESKTOP)
+    assert point.endswith(
         "Action: drag(start_point='<point>1 2</point>', end_point='<point>3 4</point>')"
     )
     typed = UITarsDialect().format(TypeText(text="it's\n"), DESKTOP)
@@ -514,12 +519,12 @@ def test_qwen_formats_as_each_family_writes() -> None:
 @pytest.mark.parametrize(
     ("name", "ctx", "action", "fragment"),
     [
-        ("uitars", "desktop", Click(point=N(1, 2), count=3), "click x3"),
-        ("uitars", "desktop", Wait(seconds=1), "5 s"),
-        ("uitars", "desktop", Scroll(direction="up", amount=2), "fixed amount"),
+        ("uitars", "desktop", Click(point=N(1, 2), count=3), "count=3"),
+        ("uitars", "desktop", Wait(seconds=1), "seconds=1.0"),
+        ("uitars", "desktop", Scroll(direction="up", amount=2), "amount=2"),
         ("uitars", "desktop", Finish(status="failure"), "failure"),
-        ("uitars", "desktop", Drag(end=N(1, 2)), "start point"),
-        ("uitars", "robot", Pick(point=N(1, 2)), "cannot express 'pick'"),
+        ("uitars", "desktop", Drag(end=N(1, 2)), "start=None"),
+        ("uitars", "robot", Pick(point=N(1, 2)), "cannot express Pick"),
         ("uitars-1.5", "desktop", Click(point=N(1, 2)), "resized_px"),
         ("qwen25vl", "desktop", Drag(start=R(1, 2), end=R(3, 4)), "drags from the pointer"),
         ("qwen25vl", "desktop", Scroll(direction="left"), "cannot scroll left"),
@@ -582,7 +587,7 @@ def test_qwen25vl_prompt_for_mobile_and_robot() -> None:
 @pytest.mark.parametrize("name", ["uitars", "uitars-1.5"])
 def test_uitars_prompt_lists_the_device_actions(name: str) -> None:
     dialect = get_dialect(name)
-    desktop, mobile = dialect.system_prompt(DESKTOP), dialect.system_prompt(MOBILE)
+    desktop, mobile = dialect.prompt_text("t", DESKTOP), dialect.prompt_text("t", MOBILE)
     for heading in ("## Output Format", "## Action Space", "## Note", "## User Instruction"):
         assert heading in desktop and heading in mobile
     for verb in ("click(", "left_double(", "right_single(", "drag(", "hotkey(", "scroll(",
@@ -591,13 +596,15 @@ def test_uitars_prompt_lists_the_device_actions(name: str) -> None:
     for verb in ("long_press(", "open_app(", "press_home()", "press_back()"):
         assert verb in mobile and verb not in desktop
     assert "left_double(" not in mobile and "hotkey(" not in mobile
-    point = "<point>x1 y1</point>" if name == "uitars-1.5" else "<|box_start|>(x1,y1)<|box_end|>"
-    assert point in desktop
+    assert "start_box='<|box_start|>(x1,y1)<|box_end|>'" in desktop
+    point = UITars15Dialect(notation="point").prompt_text("t", DESKTOP)
+    assert "click(point='<point>x1 y1</point>')" in point
 
 
 PLACEHOLDER_VALUES = [
     ("x1", "11"), ("y1", "12"), ("x2", "13"), ("y2", "14"), ("x3", "13"), ("y3", "14"),
-    ("down or up or right or left", "up"),
+    ("down or up or right or left", "up"), ("key=''", "key='enter'"),
+    ("content=''", "content='a'"), ("app_name=''", "app_name='Maps'"),
 ]  # fmt: skip
 
 
@@ -605,7 +612,7 @@ PLACEHOLDER_VALUES = [
 @pytest.mark.parametrize("ctx", [DESKTOP, MOBILE], ids=["desktop", "mobile"])
 def test_uitars_action_space_lines_are_parseable_calls(name: str, ctx: StepContext) -> None:
     dialect = get_dialect(name)
-    lines = dialect.action_space(ctx)
+    lines = [v.line for v in dialect.offered_verbs(ctx) if v.line]
     assert lines
     for line in lines:
         call = line.split(" #")[0]

@@ -91,6 +91,7 @@ class LocalModel(VisionModel):
         top_p: float | None = None,
         top_k: int | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         seed: int | None = None,
         reuse_prefix: bool = True,
         vision_cache: int = 8,
@@ -103,7 +104,8 @@ class LocalModel(VisionModel):
     ) -> None:
         """``parts``: an already built (processor, model), e.g. a model made from a config for a
         benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's.
-        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``:
+        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``,
+        ``frequency_penalty``:
         None takes the prompt's ``sampling`` (the family's settings), then the defaults
         (MAX_NEW_TOKENS, greedy). ``reuse_prefix``: keep the KV cache of the last call for
         the next; ``vision_cache``: how many screenshots' vision features are kept (0: none)."""
@@ -130,6 +132,7 @@ class LocalModel(VisionModel):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p, self.top_k, self.repetition_penalty = top_p, top_k, repetition_penalty
+        self.frequency_penalty = frequency_penalty
         self._sampling = Sampling()
         """The settings of the call in progress: explicit options over the prompt's."""
         self.reuse_prefix = reuse_prefix
@@ -242,6 +245,7 @@ class LocalModel(VisionModel):
             top_p=pick(self.top_p, rule.top_p, 1.0),
             top_k=pick(self.top_k, rule.top_k, 0),
             repetition_penalty=pick(self.repetition_penalty, family.repetition_penalty, 1.0),
+            frequency_penalty=pick(self.frequency_penalty, family.frequency_penalty, 0.0),
             max_new_tokens=pick(self.max_new_tokens, family.max_new_tokens, MAX_NEW_TOKENS),
         )
 

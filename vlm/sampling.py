@@ -1,7 +1,8 @@
 """Choosing the next token from the logits under a call's sampling settings.
 
 Greedy when the temperature is 0 (or top_k is 1); else transformers' order of processors:
-repetition penalty (over the prompt and the answer so far), temperature, top-k, top-p, then a
+repetition penalty (over the prompt and the answer so far), frequency penalty (OpenAI's, over
+the answer so far), temperature, top-k, top-p, then a
 draw from the remaining distribution with the backend's seeded generator.
 """
 
@@ -22,6 +23,9 @@ def pick(logits: Any, s: Sampling, prompt_ids: list[int], out: list[int], genera
         seen = torch.tensor(sorted(set(prompt_ids) | set(out)), device=logits.device)
         picked = logits[seen]
         logits[seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+    if s.frequency_penalty and out:  # OpenAI's: minus penalty x count in the answer so far
+        ids, counts = torch.unique(torch.tensor(out, device=logits.device), return_counts=True)
+        logits[ids] -= float(s.frequency_penalty) * counts.to(logits.dtype)
     temperature = float(s.temperature or 0.0)
     if temperature <= 0 or s.top_k == 1:
         return int(torch.argmax(logits))
