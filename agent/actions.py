@@ -41,10 +41,10 @@ class _Action(BaseModel):
 
 # -- desktop -----------------------------------------------------------------------------------
 class Click(_Action):
-    """Click a point. count=2 is a double click."""
+    """Click a point (or where the pointer is, when point is None). count=2 is a double click."""
 
     kind: Literal["click"] = "click"
-    point: Point
+    point: Point | None = None
     button: Literal["left", "right", "middle"] = "left"
     count: int = Field(1, ge=1, le=3)
 

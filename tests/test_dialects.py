@@ -135,7 +135,7 @@ QWEN2VL_BAD = [
     (F("pick", {"point": [1, 2]}), "desktop", "'pick' is not available on this device"),
     ("✿FUNCTION✿: click", "desktop", "missing ✿ARGS✿"),
     ("✿FUNCTION✿:\n✿ARGS✿: {}", "desktop", "names no tool"),
-    (F("click", {}), "desktop", "missing argument 'point'"),
+    (F("move", {}), "desktop", "missing argument 'point'"),
     (F("click", {"point": "500,300"}), "desktop", "'point' must be [x, y]"),
     (F("click", {"point": [1, 2], "count": "two"}), "desktop", "'count'"),
     (F("click", {"point": [1, 2], "force": True}), "desktop", "unexpected argument 'force'"),

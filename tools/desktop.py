@@ -34,6 +34,7 @@ from PIL import Image
 from pixelpilot.agent.actions import (
     DESKTOP_KINDS,
     Action,
+    Click,
     Drag,
     Point,
 )
@@ -303,12 +304,16 @@ class DesktopDevice(Device):
         done_action = action
         try:
             pointer = None
-            if isinstance(action, Drag) and action.start is None:
+            at_pointer = (isinstance(action, Drag) and action.start is None) or (
+                isinstance(action, Click) and action.point is None
+            )
+            if at_pointer:
                 lx, ly = pag.position()
                 pointer = ((lx - geom.origin[0]) * geom.scale, (ly - geom.origin[1]) * geom.scale)
-                if geom.contains(int(pointer[0]), int(pointer[1])):  # record where it began
-                    start = Point(x=pointer[0], y=pointer[1], space="screen_px")
-                    done_action = action.model_copy(update={"start": start})
+                if geom.contains(int(pointer[0]), int(pointer[1])):  # record where it acted
+                    here = Point(x=pointer[0], y=pointer[1], space="screen_px")
+                    field = "start" if isinstance(action, Drag) else "point"
+                    done_action = action.model_copy(update={field: here})
             commands = plan(
                 action, geom, pointer=pointer,
                 drag_steps=self.drag_steps,

@@ -249,6 +249,7 @@ def fit(action: Any, ctx: StepContext, space: Space) -> Any | None:
     if (
         isinstance(action, Click)
         and "tap" in kinds
+        and action.point is not None
         and (action.button, action.count) == ("left", 1)
     ):
         return Tap(point=action.point)

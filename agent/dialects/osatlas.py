@@ -247,12 +247,12 @@ def _line(a: Any, space: Space) -> str:
         return f"<point>[[{num(pt.x)},{num(pt.y)}]]</point>"
 
     match a:
-        case Click(button="left", count=1) | Tap():
-            return f"CLICK {p(a.point)}"
-        case Click(button="left", count=2):
-            return f"DOUBLE_CLICK {p(a.point)}"
-        case Click(button="right", count=1):
-            return f"RIGHT_CLICK {p(a.point)}"
+        case Click(point=Point() as pt, button="left", count=1) | Tap(point=pt):
+            return f"CLICK {p(pt)}"
+        case Click(point=Point() as pt, button="left", count=2):
+            return f"DOUBLE_CLICK {p(pt)}"
+        case Click(point=Point() as pt, button="right", count=1):
+            return f"RIGHT_CLICK {p(pt)}"
         case Move():
             return f"HOVER {p(a.point)}"
         case Drag(start=Point() as start, button="left"):

@@ -267,12 +267,12 @@ def _spell(a: Any, space: Space) -> tuple[str, Any, list[Point]]:
         if isinstance(p, Point) and p.space != space:
             raise ValueError(f"showui writes points in {space}, got {p}; convert it first")
     match a:
-        case Click(button="left", count=1):
-            return "CLICK", None, [a.point]
-        case Click(button="left", count=2):
-            return "DOUBLE_CLICK", None, [a.point]
-        case Click(button="right", count=1):
-            return "RIGHT_CLICK", None, [a.point]
+        case Click(point=Point() as pt, button="left", count=1):
+            return "CLICK", None, [pt]
+        case Click(point=Point() as pt, button="left", count=2):
+            return "DOUBLE_CLICK", None, [pt]
+        case Click(point=Point() as pt, button="right", count=1):
+            return "RIGHT_CLICK", None, [pt]
         case Tap():
             return "TAP", None, [a.point]
         case Move():

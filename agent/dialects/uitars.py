@@ -304,15 +304,16 @@ class UITarsDialect(LegacyDialect):
 
     def _call(self, a: Any) -> str:
         """The call that writes ``a``; ValueError where this family cannot express it."""
-        if isinstance(a, Tap) or (isinstance(a, Click) and (a.button, a.count) == ("left", 1)):
+        if isinstance(a, Tap):
             return f"click({self._pt('point', a.point)})"
         if isinstance(a, Click):
-            verb = {("left", 2): "left_double", ("right", 1): "right_single"}.get(
-                (a.button, a.count)
-            )
-            if verb is None:
+            if a.point is None:
+                raise ValueError(f"{self.name} clicks only at a point")
+            clicks = {("left", 1): "click", ("left", 2): "left_double", ("right", 1): "right_single"}
+            name = clicks.get((a.button, a.count))
+            if name is None:
                 raise ValueError(f"{self.name} has no {a.button} click x{a.count}")
-            return f"{verb}({self._pt('point', a.point)})"
+            return f"{name}({self._pt('point', a.point)})"
         if isinstance(a, Move):
             return f"hover({self._pt('point', a.point)})"
         if isinstance(a, Drag):
