@@ -122,10 +122,10 @@ class Swipe(_Action):
 
 
 class SystemButton(_Action):
-    """Press a phone system button."""
+    """Press a phone system button (``recent``: the overview of recent apps)."""
 
     kind: Literal["system_button"] = "system_button"
-    button: Literal["back", "home", "enter", "menu"]
+    button: Literal["back", "home", "enter", "menu", "recent"]
 
 
 class OpenApp(_Action):

@@ -84,7 +84,7 @@ def test_tap_long_press_swipe_exact_argv() -> None:
 
 
 def test_system_buttons_are_numeric_keyevents() -> None:
-    codes = {"back": "4", "home": "3", "enter": "66", "menu": "82"}
+    codes = {"back": "4", "home": "3", "enter": "66", "menu": "82", "recent": "187"}
     for button, code in codes.items():
         assert plan(SystemButton(button=button), ime=True) == [["input", "keyevent", code]]  # type: ignore[arg-type]
 

@@ -66,7 +66,10 @@ __all__ = [
 
 Argv = list[str]
 
-KEYCODES = {"home": 3, "back": 4, "tab": 61, "enter": 66, "del": 67, "menu": 82}
+KEYCODES = {
+    "home": 3, "back": 4, "tab": 61, "enter": 66, "del": 67, "menu": 82,
+    "recent": 187,  # KEYCODE_APP_SWITCH: the overview of recent apps
+}  # fmt: skip
 """android.view.KeyEvent codes of the keys pixelpilot presses (numbers work on every version)."""
 IME_CHUNK_BYTES = 512
 """UTF-8 bytes per ADBKeyboard broadcast: keeps each shell line well under adbd's limits."""
