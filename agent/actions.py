@@ -122,10 +122,16 @@ class Swipe(_Action):
 
 
 class SystemButton(_Action):
-    """Press a phone system button (``recent``: the overview of recent apps)."""
+    """Press a phone system button (``recent``: the overview of recent apps) or key (adb
+    keyevent names: ``volume_up``, ``power``, ``del`` is backspace)."""
 
     kind: Literal["system_button"] = "system_button"
-    button: Literal["back", "home", "enter", "menu", "recent"]
+    button: Literal[
+        "back", "home", "enter", "menu", "recent",
+        "volume_up", "volume_down", "volume_mute", "power", "camera", "clear", "search",
+        "notification", "tab", "del", "escape", "dpad_up", "dpad_down", "dpad_left",
+        "dpad_right", "dpad_center", "wakeup", "sleep",
+    ]  # fmt: skip
 
 
 class OpenApp(_Action):
