@@ -28,6 +28,7 @@ from PIL import Image
 from pixelpilot.agent.actions import (
     ACTION_ADAPTER,
     DESKTOP_KINDS,
+    MOBILE_KINDS,
     Click,
     OpenApp,
     Point,
@@ -37,7 +38,6 @@ from pixelpilot.agent.actions import (
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext, Turn
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, to_screen
-from pixelpilot.tools.android import AndroidDevice
 from pixelpilot.vlm.constrained import STOP_TOKENS, GrammarConstraint
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE
 
@@ -46,8 +46,7 @@ CORPUS = oracle.DATA / "qwen25vl.jsonl"
 RECORDS = [
     json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()
 ]
-KINDS = {"desktop": DESKTOP_KINDS, "mobile": frozenset(AndroidDevice.supported)}
-"""The kinds of the devices the project ships: the desktop and the Android phone."""
+KINDS = {"desktop": DESKTOP_KINDS, "mobile": MOBILE_KINDS}
 
 PEER = Path(
     os.environ.get("PIXELPILOT_PEER_CORPUS")
