@@ -37,6 +37,7 @@ from pixelpilot.agent.actions import (
 )
 from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext, Turn
+from pixelpilot.agent.dialects.check import check_dialect
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, to_screen
 from pixelpilot.vlm.constrained import STOP_TOKENS, GrammarConstraint
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE
@@ -229,6 +230,23 @@ def test_grammar_admits_official_output(
 def test_grammar_admits_the_cookbook_outputs(processor: Any) -> None:
     for record in peer_records():
         admit(processor, dialect().grammar(record_ctx(record)), record["raw"])
+
+
+@pytest.mark.parametrize("official", [True, False], ids=["official", "default"])
+def test_check_dialect_passes_with_the_corpus(official: bool, processor: Any) -> None:
+    """The package's own conformance check, the corpus included: round trips on a desktop, a
+    phone and (with the additions) a robot, each admitted by the real-vocabulary grammar;
+    prompts; the adversarial set. With ``Fidelity.official()`` the family offers nothing on a
+    robot (the cookbook has no robot tool), which the check accepts. Grammar admission is
+    checked once, with the additions on (a superset of the official verbs; the corpus is
+    admitted in both modes by test_grammar_admits_official_output)."""
+    tokenizer = None if official else processor.tokenizer
+    report = check_dialect(
+        dialect(official), RECORDS, tokenizer=tokenizer, vocab_size=QWEN_VOCAB_SIZE
+    )
+    assert report.corpus == len(RECORDS) and not report.problems
+    assert report.round_trips >= (40 if official else 60)
+    assert report.admitted == (0 if official else report.round_trips)
 
 
 # -- the offered actions ---------------------------------------------------------------------------
