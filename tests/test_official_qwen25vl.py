@@ -39,6 +39,7 @@ from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext, Turn
 from pixelpilot.agent.dialects.check import check_dialect
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, to_screen
+from pixelpilot.vlm.base import Sampling
 from pixelpilot.vlm.constrained import STOP_TOKENS, GrammarConstraint
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE
 
@@ -433,9 +434,12 @@ def test_notes_are_an_addition(device: str, processor: Any) -> None:
         assert plain[: len(plain) - len(after)].endswith(entry)
 
 
-def test_sampling_is_greedy() -> None:
-    """The cookbook passes no sampling settings (``model.generate(**inputs,
-    max_new_tokens=2048)``; the API cell passes none either), so the checkpoint's generation
-    config decides, and the Qwen2-VL/2.5-VL-Instruct configs decode with top_k=1: greedy."""
-    sampling = dialect().sampling
-    assert sampling.temperature == 0.0
+def test_sampling_is_the_checkpoints() -> None:
+    """The cookbook passes only ``max_new_tokens=2048`` (``model.generate(**inputs,
+    max_new_tokens=2048)``; the API cell passes nothing), so the checkpoint's generation config
+    decides: Qwen2.5-VL-Instruct's samples at temperature 1e-06 (greedy in effect) with
+    repetition_penalty 1.05."""
+    assert dialect().sampling == Sampling(
+        temperature=1e-06, repetition_penalty=1.05, max_new_tokens=2048
+    )
+    assert dialect(official=True).sampling == dialect().sampling

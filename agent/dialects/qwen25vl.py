@@ -21,8 +21,13 @@ The computer_use notebook only grounds single instructions; a desktop agent step
 mobile notebook's layout with ``computer_use``. Project additions (``Fidelity``): an
 ``ask_user`` tool (and, on a robot, generic tools for its kinds: the cookbook has no robot
 tool); a note on an earlier step after its ``Step i`` entry; the reason a rejected answer was
-rejected, after the history text. Sampling: the cookbook passes none (``model.generate(**inputs,
-max_new_tokens=2048)``), so the checkpoint's generation config decodes: top-1, greedy.
+rejected, after the history text.
+
+Sampling: the cookbook passes only ``max_new_tokens=2048`` (``model.generate(**inputs,
+max_new_tokens=2048)``; its API cell passes nothing), so the checkpoint's generation config
+decodes: Qwen2.5-VL-*-Instruct's ``generation_config.json`` samples with temperature 1e-06
+(greedy in effect) and repetition_penalty 1.05. (The hub file itself was not readable here; these
+are the values the checkpoints fine-tuned from it carry, e.g. stanford-oval/churro-3B's.)
 """
 
 from __future__ import annotations
@@ -346,7 +351,9 @@ class Qwen25VLDialect(TableDialect):
 
     name: ClassVar[str] = "qwen25vl"
     space: ClassVar[Space] = "resized_px"
-    sampling: ClassVar[Sampling] = Sampling(temperature=0.0)
+    sampling: ClassVar[Sampling] = Sampling(
+        temperature=1e-06, repetition_penalty=1.05, max_new_tokens=2048
+    )
     verbs: ClassVar[tuple[Verb, ...]] = VERBS
     syntax: ClassVar[ToolCallSyntax] = ToolCallSyntax(
         groups=(COMPUTER_USE, MOBILE_USE), integer_points=False
