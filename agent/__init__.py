@@ -17,7 +17,10 @@ _EXPORTS = {
     "Trajectory": "pixelpilot.agent.trajectory",
     "load_trajectory": "pixelpilot.agent.trajectory",
     "replay": "pixelpilot.agent.replay",
+    "Secrets": "pixelpilot.agent.secrets",
     "get_dialect": "pixelpilot.agent.dialects",
+    "Policy": "pixelpilot.agent.policy",
+    "RunControl": "pixelpilot.agent.control",
 }
 __all__ = sorted(_EXPORTS)
 

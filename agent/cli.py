@@ -18,8 +18,22 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from pixelpilot.agent.actions import points
+from pixelpilot.agent.cli_bench import bench_app
+from pixelpilot.agent.cli_common import display as _display
+from pixelpilot.agent.cli_common import out
+from pixelpilot.agent.cli_common import progress as _progress
+from pixelpilot.agent.cli_control import (
+    ConfirmOption,
+    KillKeyOption,
+    NoHotkeysOption,
+    PauseKeyOption,
+    PolicyOption,
+    guards,
+    listening,
+)
 from pixelpilot.agent.cli_model import model_app
+from pixelpilot.agent.cli_scenario import run_files, scenario_app
+from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
 from pixelpilot.agent.geometry import PixelBudget
@@ -31,54 +45,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="pixelpilot: visual automation agents on Qwen2-VL-family models.",
 )
-scenario_app = typer.Typer(no_args_is_help=True, help="Run, test and list scenario files.")
 app.add_typer(scenario_app, name="scenario")
-register_trajectory_commands(app)  # view, eval, export
+register_trajectory_commands(app)  # view, eval, export, replay
 app.add_typer(model_app, name="model")
-out = Console(highlight=False, soft_wrap=True)
+app.add_typer(bench_app, name="bench")
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"
 
 
-def _progress(step: Any) -> None:
-    """One line per step: what was done, where, how long each stage took."""
-    t = step.timings
-    retry = f" [red]{step.retries} rejected[/]" if step.retries else ""
-    if step.error:
-        what = f"[red]error: {escape(step.error)}[/]"
-    elif step.action is None:
-        last = step.attempts[-1].error if step.attempts else ""
-        what = f"[red]no valid action[/] ({escape(last or '')})"
-    else:
-        what = _describe(step)
-    stages = " ".join(
-        f"{k} {t.get(k, 0) * 1000:.0f}ms" for k in ("capture", "generate", "parse", "execute")
-    )
-    out.print(f"step {step.index:>2}  {what}{retry}  [dim]{stages}[/]")
-
-
-def _describe(step: Any) -> str:
-    a, d = step.action, step.device_action
-    where = " ".join(f"({p.x:g},{p.y:g})px" for p in points(d))
-    extra = ""
-    if a.kind == "type":
-        extra = f" {a.text!r}"
-    elif a.kind == "hotkey":
-        extra = " " + "+".join(a.keys)
-    elif a.kind == "finish":
-        extra = f" {a.status} {a.answer!r}" if a.answer else f" {a.status}"
-    return f"[bold]{a.kind}[/]{escape(extra)} {where}".rstrip()
-
-
-def _display(width: int, height: int):
-    from pixelpilot.tools.xvfb import ensure_display
-
-    return ensure_display(width, height)
-
-
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    task: Annotated[
+        str | None,
+        typer.Argument(
+            help="What the agent should do (default: the scenario's task; not with --resume)."
+        ),
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -101,7 +83,14 @@ def run(
             "(ask_user, ...), no notes where the family has no slot (docs/models.md).",
         ),
     ] = False,
-    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "desktop",
+    device: Annotated[str | None, typer.Option(help=f"{DEVICE_HELP} (default: desktop)")] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run on a scenario's target (started here) and judge the run by its checks "
+            "on the target's real state; the task defaults to the scenario's."
+        ),
+    ] = None,
     max_pixels: Annotated[
         int | None,
         typer.Option(
@@ -125,16 +114,68 @@ def run(
             "graphs). The first step compiles (~30 s); later steps decode faster.",
         ),
     ] = False,
+    secret: SecretOpt = None,
+    secrets_file: SecretsFileOpt = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue this killed or budget-ended run (its task and history) with the "
+            "model, dialect and device given here, appending to it; budgets count this part.",
+        ),
+    ] = None,
+    max_repeats: Annotated[
+        int,
+        typer.Option(min=0, help="End the run as stuck after this many identical actions in "
+                     "a row that change nothing on the screen (0: never)."),
+    ] = 5,
+    policy: PolicyOption = None,
+    confirm: ConfirmOption = False,
+    kill_key: KillKeyOption = "ctrl+alt+shift+k",
+    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
+    no_hotkeys: NoHotkeysOption = False,
 ) -> None:
-    """Run TASK with a model on a device and record the trajectory."""
+    """Run TASK with a model on a device and record the trajectory.
+
+    With --scenario, the run is also judged by the scenario's checks on the target's real
+    state ("achieved"), apart from the model's own claim; exit 0 only when the model
+    finished with success and the checks hold. With --resume, a killed or budget-ended run
+    goes on in its own directory."""
+    from pixelpilot.agent import resume as r
     from pixelpilot.agent.dialects import Fidelity, get_dialect
     from pixelpilot.agent.loop import Budgets
+    from pixelpilot.agent.secrets import Secrets
+    from pixelpilot.scenarios.spec import load_scenario
     from pixelpilot.scenarios.targets import open_device
     from pixelpilot.vlm.registry import default_dialect, load_model
+    from pixelpilot.vlm.scripted import ScriptedModel
 
-    the_device = open_device(device)  # a bad reference fails before a model loads
+    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
+    secrets = Secrets.from_cli(secret or [], secrets_file or [])
+    the_scenario = load_scenario(scenario) if scenario is not None else None
+    if the_scenario is not None and device is not None:
+        raise UserError("--device and --scenario exclude each other: the scenario names its target")
+    if the_scenario is not None and resume is not None:
+        raise UserError("--resume and --scenario exclude each other: a resumed run keeps its target")
+    traj = None
+    if resume is not None:
+        if task is not None:
+            raise UserError("give TASK or --resume DIR, not both: a resumed run keeps its task")
+        traj = r.resumable(resume)
+        task = traj.meta.task
+    task = task or (the_scenario.task if the_scenario is not None else None)
+    if not task:
+        raise UserError("missing TASK: say what the agent should do (or --scenario FILE, --resume DIR)")
+    the_device = open_device(device or "desktop")  # a bad reference fails before a model loads
+    if secrets and the_device.kind == "mobile":
+        from pixelpilot.tools.android import AndroidDevice
+
+        if isinstance(the_device, AndroidDevice):  # a password field shows its last character
+            the_device.blur_passwords = True
+    recorded = traj.meta.dialect if traj is not None else None
     fidelity = Fidelity.official() if official else Fidelity()
-    the_dialect = get_dialect(dialect or default_dialect(model), fidelity)
+    the_dialect = get_dialect(dialect or recorded or default_dialect(model), fidelity)
+    if traj is not None:
+        r.check_fit(traj, the_dialect.name, the_device.kind)
     options: dict[str, Any] = {}
     if max_pixels is not None:
         if max_pixels < min_pixels:
@@ -143,9 +184,63 @@ def run(
     if compile_steps:
         options["compile"] = True
     the_model = load_model(model, **options)
-    budgets = Budgets(max_steps, max_seconds, max_retries)
-    result = _record_run(task, the_model, the_device, the_dialect, budgets, out_dir, "run")
-    raise typer.Exit(0 if result.status == "success" else 1)
+    if traj is not None:
+        _resuming(traj, the_model.name)
+        if isinstance(the_model, ScriptedModel):  # its script holds the whole run's answers
+            the_model.skip(r.consumed_outputs(traj))
+    budgets = Budgets(max_steps, max_seconds, max_retries, max_repeats)
+    if the_scenario is None:
+        result = _record_run(
+            task, the_model, the_device, the_dialect, budgets, out_dir, "run",
+            the_guards, secrets=secrets, resume=traj,
+        )  # fmt: skip
+        raise typer.Exit(0 if result.status == "success" else 1)
+    result = _run_on_scenario(
+        the_scenario, task, the_model, the_dialect, budgets, out_dir, "run",
+        the_guards, secrets=secrets,
+    )  # fmt: skip
+    raise typer.Exit(0 if result.status == "success" and result.achieved is not False else 1)
+
+
+def _run_on_scenario(
+    scenario: Any,
+    task: str,
+    model: Any,
+    dialect: Any,
+    budgets: Any,
+    out_dir: Path,
+    label: str,
+    guards: Any = None,
+    *,
+    secrets: Any = None,
+) -> Any:
+    """Start the scenario's target (on a display of its size), run ``task`` on it with
+    ``model`` and judge the run by the scenario's checks; the RunResult."""
+    from pixelpilot.scenarios.runner import target_judge
+    from pixelpilot.scenarios.targets import open_target
+
+    screen = scenario.target.screen if scenario.target.kind == "desktop" else None
+    with contextlib.ExitStack() as stack:
+        if screen is not None:
+            stack.enter_context(_display(*screen))
+        try:
+            target = stack.enter_context(open_target(scenario.target, name=scenario.name))
+        except BaseException:
+            model.close()
+            raise
+        return _record_run(
+            task, model, contextlib.nullcontext(target.device),  # open_target opened it
+            dialect, budgets, out_dir, label, guards, judge=target_judge(scenario.checks, target),
+            meta_extra={"scenario": scenario.path, "target": scenario.target.model_dump()},
+            secrets=secrets,
+        )  # fmt: skip
+
+
+def _resuming(traj: Any, model: str) -> None:
+    last = traj.steps[-1].index if traj.steps else 0
+    out.print(f"resuming {escape(traj.path)} after step {last} ({escape(traj.status)})")
+    if model != traj.meta.model:
+        out.print(f"[yellow]note:[/] recorded with {escape(traj.meta.model)}; going on with {escape(model)}")
 
 
 def _record_run(
@@ -156,32 +251,59 @@ def _record_run(
     budgets: Any,
     out_dir: Path,
     label: str,
+    guards: Any = None,
+    *,
+    secrets: Any = None,
+    resume: Any = None,
+    judge: Any = None,
+    meta_extra: dict[str, Any] | None = None,
 ) -> Any:
     """Run ``task`` on ``device`` (opened here) with a line per step, record it under
-    ``out_dir``, close the model, print the outcome; the RunResult."""
+    ``out_dir`` (or go on with the ``resume`` trajectory in its own directory), close the
+    model, print the outcome (and the target's verdict, with a ``judge``); the RunResult.
+    ``guards``: the policy, confirm hook and hotkeys (cli_control)."""
+    from pixelpilot.agent.cli_control import Guards
     from pixelpilot.agent.loop import Agent
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
-    rec = DirectoryRecorder(out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
+    g = guards or Guards(hotkeys=False)
+    where = Path(resume.path) if resume is not None else None
+    rec = DirectoryRecorder(where or out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
     try:
-        with device as dev:
+        with device as dev, listening(g, dev, out):
             agent = Agent(
                 model=model, device=dev, dialect=dialect, budgets=budgets, recorder=rec,
-                on_step=_progress,
+                on_step=_progress, secrets=secrets, judge=judge, meta_extra=meta_extra,
+                policy=g.policy, confirm=g.confirm, control=g.control,
             )  # fmt: skip
-            result = agent.run(task)
+            result = agent.resume(resume) if resume is not None else agent.run(task)
     finally:
         model.close()
-    _summary(result.status, result.reason, result.answer, result.trajectory)
+    _summary(result)
     return result
 
 
-def _summary(status: str, reason: str, answer: str, trajectory: str | None) -> None:
-    colour = "green" if status == "success" else "red"
-    line = f"[{colour}]{status}[/]: {escape(reason)}"
-    out.print(line + (f" — answer: {escape(repr(answer))}" if answer else ""))
-    if trajectory:
-        out.print(f"trajectory: {escape(trajectory)}")
+def _summary(result: Any) -> None:
+    """How the run ended (the model's own claim for success), then whether the task was
+    achieved by the target's real state, when something judged it."""
+    colour = "green" if result.status == "success" else "red"
+    line = f"[{colour}]{result.status}[/]: {escape(result.reason)}"
+    out.print(line + (f" — answer: {escape(repr(result.answer))}" if result.answer else ""))
+    if result.checks:
+        held = sum(c.passed for c in result.checks)
+        judged = f"{held} of {len(result.checks)} checks on the app's real state hold"
+        if result.achieved:
+            out.print(f"[green]task achieved[/]: {judged}")
+        elif result.achieved is None:
+            out.print(f"[yellow]task not judged[/]: {escape(result.checks[0].line)}")
+        else:
+            claim = " (whatever the model claimed)" if result.status == "success" else ""
+            out.print(f"[red]task NOT achieved[/]{claim}: {judged}")
+        for c in result.checks:
+            if not c.passed:
+                out.print(f"     [red]✗[/] {escape(c.line)}")
+    if result.trajectory:
+        out.print(f"trajectory: {escape(result.trajectory)}")
 
 
 @app.command()
@@ -196,20 +318,27 @@ def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
+    policy: PolicyOption = None,
+    confirm: ConfirmOption = False,
+    kill_key: KillKeyOption = "ctrl+alt+shift+k",
+    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
+    no_hotkeys: NoHotkeysOption = False,
 ) -> None:
     """Run the demo task on the fixture app on a virtual display with a real model.
 
     The default model is the built-in tiny Qwen2-VL checkpoint, built here on first use with no
     network. Its weights are RANDOM: every answer is a valid, grammar-constrained call that
-    really executes, but it does not aim at anything. Exit 0 unless the run hit an error.
+    really executes, but it does not aim at anything. The run is judged by the demo scenario's
+    checks on the app's real state ("task achieved" or "NOT achieved"), apart from how the
+    model says it ended. Exit 0 unless the run hit an error.
     """
     from pixelpilot.agent.loop import Budgets
     from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
-    from pixelpilot.scenarios.targets import open_target
     from pixelpilot.vlm.registry import default_dialect, load_model
 
+    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
     if scripted:
-        _run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir)
+        run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir, policy=the_guards.policy)
     scenario = load_scenario(BUILTIN_DIR / DEMO)
     options: dict[str, Any] = {}
     if model in ("tiny", "tiny-qwenvocab"):
@@ -219,141 +348,12 @@ def demo(
             "and really executed, but aimless until a trained demo model exists"
         )
     the_model = load_model(model, **options)
-    with _display(*scenario.target.screen), open_target(scenario.target) as target:
-        budgets = Budgets(max_steps=max_steps, max_seconds=600)
-        device = contextlib.nullcontext(target.device)  # open_target opened it
-        result = _record_run(
-            scenario.task, the_model, device, default_dialect(model), budgets, out_dir, "demo"
-        )
+    budgets = Budgets(max_steps=max_steps, max_seconds=600)
+    result = _run_on_scenario(
+        scenario, scenario.task, the_model, default_dialect(model), budgets, out_dir, "demo",
+        the_guards,
+    )  # fmt: skip
     raise typer.Exit(3 if result.status == "error" else 0)
-
-
-@scenario_app.command("run")
-def scenario_run(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    dialect: Annotated[str | None, typer.Option(help="Only this dialect's script.")] = None,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Where run directories go.")
-    ] = DEFAULT_RUNS,
-) -> None:
-    """Run one scenario (every dialect it has a script for) and check the outcome."""
-    _run_files([file], dialect=dialect, out_dir=out_dir)
-
-
-@scenario_app.command("test")
-def scenario_test(
-    path: Annotated[
-        Path | None, typer.Argument(help="File or directory (default: built-in).")
-    ] = None,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Where run directories go.")
-    ] = DEFAULT_RUNS,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per step.")] = False,
-) -> None:
-    """Run every scenario under PATH; exit 0 only when every check holds."""
-    from pixelpilot.scenarios.spec import BUILTIN_DIR, discover
-
-    files = discover(path or BUILTIN_DIR)
-    if not files:
-        raise UserError(f"{path or BUILTIN_DIR}: no scenario files (*.yaml) found")
-    _run_files(files, dialect=None, out_dir=out_dir, verbose=verbose)
-
-
-@scenario_app.command("list")
-def scenario_list(
-    path: Annotated[
-        Path | None, typer.Argument(help="File or directory (default: built-in).")
-    ] = None,
-) -> None:
-    """List scenarios with their target, dialects and description."""
-    from rich.table import Table
-
-    from pixelpilot.scenarios.spec import BUILTIN_DIR, discover, load_scenario
-
-    table = Table("scenario", "target", "dialects", "description", box=None)
-    for file in discover(path or BUILTIN_DIR):
-        s = load_scenario(file)
-        table.add_row(s.name, s.target.kind, ", ".join(s.scripts), escape(s.description))
-    out.print(table)
-
-
-def _run_files(files: list[Path], dialect: str | None, out_dir: Path, verbose: bool = True) -> None:
-    from pixelpilot.scenarios.runner import run_scenario
-    from pixelpilot.scenarios.spec import load_scenario
-
-    scenarios = [load_scenario(f) for f in files]  # every file must load before anything runs
-    sizes = {s.target.screen for s in scenarios if s.target.kind == "desktop"}
-    if len(sizes) > 1:
-        raise UserError(
-            f"desktop scenarios need different screens {sorted(sizes)}; run them separately"
-        )
-    failed = 0
-    with _display(*sizes.pop()) if sizes else contextlib.nullcontext():
-        for s in scenarios:
-            for o in run_scenario(
-                s,
-                dialects=[dialect] if dialect else None,
-                out_dir=out_dir,
-                on_step=_progress if verbose else None,
-            ):
-                mark = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
-                what = escape(f"{o.scenario} [{o.dialect}] {o.result.status}: {o.result.reason}")
-                out.print(f"{mark} {what}")
-                for line in o.failures:
-                    out.print(f"     [red]✗[/] {escape(line)}")
-                if o.result.trajectory:
-                    out.print(f"     trajectory: {escape(o.result.trajectory)}")
-                failed += not o.passed
-    out.print(f"{'[red]' if failed else '[green]'}{failed} failed[/] of {len(scenarios)} scenarios")
-    raise typer.Exit(1 if failed else 0)
-
-
-@app.command("replay")
-def replay_cmd(
-    trajectory: Annotated[Path, typer.Argument(help="A run directory.")],
-    target: Annotated[
-        bool,
-        typer.Option(help="Start the recorded scenario target first (fixture app, phone, scene)."),
-    ] = True,
-) -> None:
-    """Re-execute a trajectory's executed actions: on the recorded scenario target, or on the
-    desktop."""
-    from pixelpilot.agent.replay import replay
-    from pixelpilot.agent.trajectory import load_trajectory
-    from pixelpilot.scenarios.fixture import FixtureApp
-    from pixelpilot.scenarios.targets import open_target
-    from pixelpilot.tools.desktop import DesktopDevice
-
-    traj = load_trajectory(trajectory)
-    dev_meta = traj.meta.device
-    recorded_target = traj.meta.extra.get("target")
-    with contextlib.ExitStack() as stack:
-        spec = _recorded_target(trajectory, recorded_target) if target and recorded_target else None
-        if spec is not None and spec.kind != "desktop":
-            dev = stack.enter_context(open_target(spec)).device  # a fresh phone or scene
-        else:  # the desktop, at whatever size it is: points are mapped if it differs
-            size = (dev_meta.get("width", 1280), dev_meta.get("height", 800))
-            stack.enter_context(_display(*size))
-            if spec is not None:
-                stack.enter_context(FixtureApp(command=recorded_target.get("command")))
-            dev = stack.enter_context(DesktopDevice())
-        done = replay(
-            traj, dev, on_step=lambda s, e: out.print(f"step {s.index:>2}  {_describe(s)}")
-        )
-    out.print(f"replayed {len(done)} actions from {escape(str(trajectory))}")
-
-
-def _recorded_target(trajectory: Path, recorded: dict[str, Any]) -> Any:
-    from pydantic import TypeAdapter, ValidationError
-
-    from pixelpilot.scenarios.spec import Target
-
-    try:
-        return TypeAdapter(Target).validate_python(recorded)
-    except ValidationError as exc:
-        raise UserError(
-            f"{trajectory}: the recorded target is not readable ({exc.errors()[0]['msg']})"
-        ) from None
 
 
 EXIT_CODES: tuple[tuple[type[PixelPilotError], str, int], ...] = (

@@ -1,23 +1,37 @@
-"""CLI commands over trajectory directories: ``view``, ``eval`` and ``export``.
+"""CLI commands over trajectory directories: ``view``, ``eval``, ``export`` and ``replay``.
 
 ``register(app)`` adds them to the ``pixelpilot`` Typer app; each is a thin layer over
-``viewer.write_report``, ``animate.write_gif``, ``evaluate.evaluate`` and ``export.export_sft``.
+``viewer.write_report``, ``animate.write_gif``, ``evaluate.evaluate``, ``export.export_sft`` and
+``replay.replay``. A trajectory is data: nothing it names is started or run.
 Bad input raises pixelpilot errors, which ``cli.main`` prints as one line with an exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import webbrowser
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from pixelpilot.agent.cli_common import describe_step, display, out
 from pixelpilot.agent.errors import UserError
+from pixelpilot.scenarios.targets import DEVICE_HELP, TARGET_HELP
 
-out = Console(highlight=False, soft_wrap=True)
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="NAME=VALUE or NAME=env:VARIABLE (repeatable): the model writes "
+        "<secret>NAME</secret>, the device types the value, no record or output holds it.",
+    ),
+]
+SecretsFileOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--secrets-file", help="Secrets as .env lines (NAME=VALUE) or a YAML mapping."),
+]
 
 
 def _dirs(paths: list[Path]) -> list[Path]:
@@ -139,8 +153,57 @@ def export_cmd(
     )
 
 
+def replay_cmd(
+    trajectory: Annotated[Path, typer.Argument(help="A run directory.")],
+    target: Annotated[str | None, typer.Option(help=f"Replay on {TARGET_HELP}.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help=f"Or replay on this device: {DEVICE_HELP}.")
+    ] = None,
+    secret: SecretOpt = None,
+    secrets_file: SecretsFileOpt = None,
+) -> None:
+    """Re-execute a trajectory's executed actions on a target you name: a built-in one
+    (--target) or a device (--device). Nothing the trajectory names is started or run."""
+    from pixelpilot.agent.replay import replay
+    from pixelpilot.agent.secrets import Secrets
+    from pixelpilot.agent.trajectory import load_trajectory
+    from pixelpilot.scenarios.targets import builtin_target, open_device, open_target
+    from pixelpilot.scenarios.targets import suggest_target as suggest
+
+    traj = load_trajectory(trajectory)
+    hint = suggest(traj.meta.extra.get("target"))
+    if (target is None) == (device is None):
+        said = f"; it was recorded on the built-in target {hint!r} (--target {hint})" if hint else ""
+        raise UserError(f"say where to replay: --target NAME or --device REF, one of them{said}")
+    secrets = Secrets.from_cli(secret or [], secrets_file or [])
+    missing = secrets.missing([s.device_action for s in traj.steps if s.executed is not None])
+    if missing:
+        raise UserError(f"the run types the secrets {', '.join(missing)}: give --secret NAME=...")
+    size = (int(traj.meta.device.get("width") or 0), int(traj.meta.device.get("height") or 0))
+    with contextlib.ExitStack() as stack:
+        if target is not None:
+            spec = builtin_target(
+                target, screen=size if all(size) else None, recorded=traj.meta.extra.get("target")
+            )
+            if spec.kind == "desktop":
+                stack.enter_context(display(*spec.screen))
+            dev = stack.enter_context(open_target(spec, name=target)).device
+        elif device is not None:
+            if device.startswith("desktop") and all(size):
+                stack.enter_context(display(*size))  # only when no display is set
+            dev = stack.enter_context(open_device(device))
+        if hint and target != hint:
+            out.print(f"[dim]recorded on the built-in target {escape(hint)}[/]")
+        done = replay(
+            traj, dev, secrets=secrets,
+            on_step=lambda s, e: out.print(f"step {s.index:>2}  {describe_step(s)}"),
+        )  # fmt: skip
+    out.print(f"replayed {len(done)} actions from {escape(str(trajectory))}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``view``, ``eval`` and ``export`` to ``app``."""
+    """Add ``view``, ``eval``, ``export`` and ``replay`` to ``app``."""
     app.command("view")(view)
     app.command("eval")(eval_cmd)
     app.command("export")(export_cmd)
+    app.command("replay")(replay_cmd)

@@ -14,8 +14,11 @@
     │   ├── DeviceLost             the display/device went away mid-run
     │   ├── UnsupportedAction      this device cannot do that kind of action
     │   └── FailSafeTriggered      pyautogui's corner fail-safe fired: the human took over
-    └── ModelError                 the model backend failed (not its output: the backend)
-        └── ScriptExhausted        a scripted model ran out of outputs
+    ├── ModelError                 the model backend failed (not its output: the backend)
+    │   └── ScriptExhausted        a scripted model ran out of outputs
+    └── HumanControl               a person at the machine intervened (hotkeys, RunControl)
+        ├── StoppedByUser          the kill switch: the run ends at once (status error)
+        └── UserTookOver           the pause switch: the agent stops acting until resumed
 
 Messages are one line. A ``ModelRetry`` message is written for the model to read.
 """
@@ -30,6 +33,7 @@ __all__ = [
     "DeviceLost",
     "DeviceNotConnected",
     "FailSafeTriggered",
+    "HumanControl",
     "ModelError",
     "ModelRetry",
     "ParseError",
@@ -37,8 +41,10 @@ __all__ = [
     "PointOutOfBounds",
     "ScenarioError",
     "ScriptExhausted",
+    "StoppedByUser",
     "UnsupportedAction",
     "UserError",
+    "UserTookOver",
 ]
 
 
@@ -104,3 +110,16 @@ class ModelError(PixelPilotError):
 
 class ScriptExhausted(ModelError):
     """A scripted model was asked for more outputs than its script holds."""
+
+
+class HumanControl(PixelPilotError):
+    """A person at the machine intervened; raised by ``RunControl.check`` between stages of a
+    step and between the chunks of long actions (typing, drags, waits)."""
+
+
+class StoppedByUser(HumanControl):
+    """The kill switch was flipped: the run ends at once with status error."""
+
+
+class UserTookOver(HumanControl):
+    """The pause switch was flipped: the agent stops acting until the person resumes it."""

@@ -35,6 +35,7 @@ from pixelpilot.agent.errors import ConfigError, ModelRetry, UserError
 from pixelpilot.agent.geometry import ScreenGeometry, from_screen, to_device
 from pixelpilot.agent.keys import normalize_key
 from pixelpilot.agent.overlay import Pt, pointer_after, step_action
+from pixelpilot.agent.secrets import task_for_model
 from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
 from pixelpilot.agent.trajectory_compat import box_of, inside, step_extras
 from pixelpilot.vlm.base import VisionModel
@@ -169,7 +170,7 @@ def step_context(traj: Trajectory, step: StepRecord, resized: tuple[int, int]) -
     offered = frozenset(kinds) if isinstance(kinds, list) else KINDS_BY_DEVICE.get(kind)
     if offered is None:
         raise UserError(f"{traj.path}: unknown device kind {kind!r}")
-    return StepContext(kind, offered, geometry_of(step), resized)
+    return StepContext(kind, offered, geometry_of(step), resized, tuple(traj.meta.secrets))
 
 
 def geometry_of(step: StepRecord) -> ScreenGeometry:
@@ -252,7 +253,7 @@ def _evaluate_one(
         ctx = step_context(traj, step, resized)
         with Image.open(shot) as im:
             image = im.convert("RGB")
-        prompt = dialect.build_prompt(traj.meta.task, history, image, ctx)
+        prompt = dialect.build_prompt(task_for_model(traj.meta.task, ctx.secrets), history, image, ctx)
         gen = model.generate(prompt)
         score = StepScore(
             trajectory=traj.path, index=step.index, expected=ref.kind, raw=gen.text,

@@ -46,6 +46,7 @@ from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
 from pixelpilot.agent.errors import ConfigError, ModelRetry, UserError
 from pixelpilot.agent.evaluate import geometry_of, history_turn, step_context, to_space
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
+from pixelpilot.agent.secrets import task_for_model
 from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
 from pixelpilot.vlm.base import Prompt, merge_final
 
@@ -166,7 +167,8 @@ def _examples(
             history.append(turn)
             continue
         assert image is not None
-        prompt = dialect.build_prompt(traj.meta.task, history, image, ctx)
+        task = task_for_model(traj.meta.task, ctx.secrets)  # as the model read it
+        prompt = dialect.build_prompt(task, history, image, ctx)
         messages = chat_messages(prompt)
         messages.append({"role": "assistant", "content": target})
         yield {

@@ -59,24 +59,54 @@ def upgrade(
 
 
 def read_step_objects(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], bool]:
-    """The JSON objects of steps.jsonl and whether its last line was cut off."""
+    """The JSON objects of steps.jsonl and whether it ended in a cut-off record."""
     steps_file = Path(path) / "steps.jsonl"
     if not steps_file.exists():
         return [], False
-    lines = steps_file.read_text(encoding="utf-8").split("\n")
+    return parse_steps(steps_file.read_bytes(), steps_file)
+
+
+def parse_steps(data: bytes, where: object = "steps.jsonl") -> tuple[list[dict[str, Any]], bool]:
+    """The JSON objects of steps.jsonl's bytes and whether they end in a cut-off record.
+
+    A run killed while writing leaves the last record cut at any byte, even inside a UTF-8
+    character: that tail is dropped (the second value is True). A broken line before the last
+    one is damage, not a cut: UserError naming ``where``.
+    """
     out: list[dict[str, Any]] = []
+    lines = data.split(b"\n")
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
+            obj = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # bad UTF-8, bad JSON, absurd nesting or numbers
             if n == len(lines):  # no newline after it: the process died while writing it
                 return out, True
-            raise UserError(f"{steps_file}: line {n} is not JSON") from None
+            raise UserError(
+                f"{where}: line {n} is not JSON (the file is damaged; only a cut-off last "
+                "line is tolerated)"
+            ) from None
         if isinstance(obj, dict):
             out.append(obj)
     return out, False
+
+
+def complete_length(path: str | os.PathLike[str]) -> int:
+    """How many leading bytes of steps.jsonl hold whole records: where a resumed run appends
+    (a cut-off tail is dropped)."""
+    steps_file = Path(path) / "steps.jsonl"
+    if not steps_file.exists():
+        return 0
+    data = steps_file.read_bytes()
+    end = data.rfind(b"\n") + 1
+    tail = data[end:]
+    if tail.strip():
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return end
+    return len(data)
 
 
 def step_extras(path: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:

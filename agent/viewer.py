@@ -135,6 +135,7 @@ def _summary(traj: Trajectory) -> str:
         ("task", escape(meta.task)),
         ("status", status_html),
         ("reason", escape(str(res.get("reason", "")))),
+        ("achieved", _achieved(res)),
         ("answer", escape(str(res.get("answer", "")))),
         ("steps", f"{len(traj.steps)} ({retries} rejected answers)"),
         ("total time", f"{total_s:.2f} s"),
@@ -144,6 +145,7 @@ def _summary(traj: Trajectory) -> str:
         ("device", escape(f"{dev.get('name', '?')} ({dev.get('kind', '?')}) "
                           f"{dev.get('width', '?')}x{dev.get('height', '?')} "
                           f"scale {dev.get('scale', 1)}")),
+        ("view", escape(view_text(dev.get("view")))),
         ("started", escape(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.started_at)))),
         ("format", str(meta.format_version)),
     ]  # fmt: skip
@@ -153,11 +155,44 @@ def _summary(traj: Trajectory) -> str:
     return f'<header><h1>{escape(Path(traj.path).name)}</h1><table class="summary">{body}</table></header>'
 
 
+def _achieved(res: dict[str, Any]) -> str:
+    """Whether the task was achieved by the target's real state (its checks), apart from the
+    model's claim; "" when nothing judged it."""
+    checks = res.get("checks") or []
+    if not checks:
+        return ""
+    held = sum(bool(c.get("passed")) for c in checks)
+    if res.get("achieved") is True:
+        head = f'<span class="ok">yes</span> ({held} of {len(checks)} checks hold)'
+    elif res.get("achieved") is False:
+        head = f'<span class="bad">no</span> ({held} of {len(checks)} checks hold)'
+    else:
+        head = '<span class="warn">not judged</span>'
+    failed = "".join(
+        f"<br>✗ {escape(str(c.get('line', '')))}" for c in checks if not c.get("passed")
+    )
+    return head + failed
+
+
+def view_text(view: Any) -> str:
+    """What a desktop run observed (run.json ``device.view``): "" for the whole screen."""
+    if not isinstance(view, dict):
+        return ""
+    if "region" in view:
+        x, y, w, h = view["region"]
+        return f"region {w}x{h} at ({x}, {y}) of the screen"
+    if "window" in view:
+        found = f" — {view['title']!r}, {view['id']}" if view.get("id") else ""
+        return f"window {view['window']!r}{found} (its client area)"
+    return ""
+
+
 def _timeline(steps: list[StepRecord]) -> str:
     chips = []
     for s in steps:
         action = step_action(s)
-        cls = "bad" if s.error or action is None else ("warn" if s.retries else "")
+        warn = s.retries or s.screen_change == 0 or s.took_over_s is not None
+        cls = "bad" if s.error or action is None else ("warn" if warn else "")
         label = action.kind if action is not None else ("error" if s.error else "invalid")
         chips.append(f'<a class="{cls}" href="#step-{s.index}">{s.index} {escape(label)}</a>')
     return '<nav class="timeline">' + "".join(chips) + "</nav>"
@@ -191,6 +226,9 @@ def _step(traj: Trajectory, step: StepRecord, pointer: Any, images: str, base: P
         if not all(size):
             size = img_size
     head = f"Step {step.index}: {describe(action)}"
+    origin = step.geometry.get("origin") if step.geometry else None
+    if origin and view_text(traj.meta.device.get("view")):  # where the window or region was
+        head += f" (view at {origin[0]:g}, {origin[1]:g})"
     if step.retries:
         head += f" — {step.retries} rejected"
     w, h = size if all(size) else (16, 10)
@@ -217,8 +255,21 @@ def _src(path: Path, images: str, base: Path | None) -> str:
     return f"data:image/png;base64,{data}"
 
 
+def effect(step: StepRecord) -> str:
+    """What the action did to the screen, in words ("" when it was not measured)."""
+    if step.screen_change is None:
+        return ""
+    if step.screen_change == 0:
+        return "the screen did not change after this action"
+    pct = step.screen_change * 100
+    return f"the screen changed after this action: {pct:.2f}% of its pixels"
+
+
 def _details(step: StepRecord) -> str:
     out = []
+    if step.took_over_s is not None:
+        out.append(f'<p class="warn">a person took over for {step.took_over_s:.1f} s before '
+                   "this step</p>")  # fmt: skip
     if step.error:
         out.append(f'<p class="bad">error: {escape(step.error)}</p>')
     t = step.timings
@@ -241,13 +292,18 @@ def _details(step: StepRecord) -> str:
             if value is not None
         )
         meta = f"generate {a.generate_s * 1000:.1f} ms" + (f", {tokens}" if tokens else "")
+        if a.parse_s is not None:
+            meta += f", parse {a.parse_s * 1000:.2f} ms"
+        internal = ""
+        if a.internal:
+            internal = f'<div class="bad">internal parser error: {escape(a.internal)}</div>'
         parsed = ""
         if a.action is not None:
             parsed = f"<div>parsed: <code>{escape(describe(a.action))}</code> ({escape(_space(a.action))})</div>"
         out.append(
             f"<details open><summary>answer {n}/{len(step.attempts)}: {verdict} "
             f"<small>({escape(meta)})</small></summary>"
-            f'<pre class="raw">{escape(a.raw)}</pre>{parsed}</details>'
+            f'<pre class="raw">{escape(a.raw)}</pre>{parsed}{internal}</details>'
         )
     if step.device_action is not None:
         out.append(f"<div>on screen: <code>{escape(describe(step.device_action))}</code></div>")
@@ -258,6 +314,11 @@ def _details(step: StepRecord) -> str:
             f"<div>executed in {step.executed.seconds * 1000:.1f} ms{note}:</div>"
             f'<pre class="commands">{escape(cmds)}</pre>'
         )
+    if effect(step):
+        cls = "warn" if step.screen_change == 0 else "ok"
+        out.append(f'<div class="effect {cls}">{escape(effect(step))}</div>')
+    if step.result:
+        out.append(f"<div>told the model: <q>{escape(step.result)}</q></div>")
     return "".join(out)
 
 

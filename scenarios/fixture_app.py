@@ -1,7 +1,8 @@
 """A small Tk desktop app that is the real target of desktop scenario tests.
 
 Run ``python -m pixelpilot.scenarios.fixture_app --state PATH [--width W --height H]``. The
-window sits at +0+0 and fills W x H exactly (nothing manages windows under Xvfb). Every widget
+window sits at +0+0 and fills W x H exactly: it asks to be full-screen, so a window manager
+gives it no frame (without one it stays at the geometry it asked for). Every widget
 is placed at a fixed pixel box, so coordinates do not depend on fonts; the layout is designed
 for 1280x800 and centred on other sizes, leaving the screen corners (pyautogui's fail-safe
 points) empty.
@@ -9,7 +10,8 @@ points) empty.
 The app is its own oracle: it writes its whole state as JSON to PATH (atomically: temp file +
 ``os.replace``) on start and after every change, with ``"ready": true`` once the window is
 mapped and laid out. Keys: ready, seq, pid, width, height, boxes {name: [x, y, w, h] in screen
-px}, focus, name, email, subscribe, submit_count, submitted, reset_count, enter_count, selected, opened,
+px}, focus, name, email, password (a field that shows dots), subscribe, submit_count, submitted,
+reset_count, enter_count, selected, opened,
 items_first, item_boxes, block (centre [x, y]), block_in_target, menu_posted, menu_entries
 {label: [x, y, w, h]}, menu_choice, double_clicks, saved_count, escaped, status, events.
 """
@@ -41,6 +43,8 @@ LAYOUT: dict[str, tuple[int, int, int, int]] = {
     "submit": (450, 260, 120, 40),
     "reset": (590, 260, 120, 40),
     "items": (800, 110, 140, 190),
+    "password_label": (960, 110, 240, 30),
+    "password": (960, 145, 240, 30),
     "canvas": (340, 330, 600, 260),
     "menu_target": (340, 610, 200, 50),
     "double_target": (560, 610, 200, 50),
@@ -61,6 +65,7 @@ class FixtureWindow:
         self.root = tk.Tk(className="PixelpilotFixture")
         self.root.title("pixelpilot fixture")
         self.root.geometry(f"{width}x{height}+0+0")
+        self.root.attributes("-fullscreen", True)  # no frame under a window manager
         self.root.configure(background=BG)
         self.seq = 0
         self.ready = False
@@ -100,6 +105,12 @@ class FixtureWindow:
         # insertofftime=0: a steady caret, so screenshots of a still app are identical
         add("name", tk.Entry(r, name="name", textvariable=self.name_var, insertofftime=0))
         add("email", tk.Entry(r, name="email", textvariable=self.email_var, insertofftime=0))
+        add("password_label", tk.Label(r, name="password_label", text="Password", bg=BG,
+                                       anchor="w"))  # fmt: skip
+        self.password_var = tk.StringVar(r)
+        add("password", tk.Entry(r, name="password", textvariable=self.password_var, show="•",
+                                 insertofftime=0))  # fmt: skip
+        self.password_var.trace_add("write", lambda *_: self.changed("edit:password"))
         self.name_var.trace_add("write", lambda *_: self.changed("edit:name"))
         self.email_var.trace_add("write", lambda *_: self.changed("edit:email"))
         self.subscribe_var = tk.BooleanVar(r, value=False)
@@ -293,6 +304,7 @@ class FixtureWindow:
             "focus": self._focus(),
             "name": self.name_var.get(),
             "email": self.email_var.get(),
+            "password": self.password_var.get(),
             "subscribe": self.subscribe_var.get(),
             **self.counters,
             "submitted": self.submitted,

@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from pixelpilot.scenarios.phone_widgets import APPS, Widget
+from pixelpilot.scenarios.phone_widgets import APPS, LAUNCHER, SCREEN_PACKAGES, Widget
 
 __all__ = ["APPS", "LONG_PRESS_MS", "SCREENS", "TOUCH_SLOP_DP", "PhoneApp", "Widget"]
 
@@ -381,6 +381,11 @@ class PhoneApp:
 
         with self.lock:
             return render(self)
+
+    def package(self) -> str:
+        """The package in the foreground (the app whose screen is shown)."""
+        with self.lock:
+            return SCREEN_PACKAGES.get(self.st.screen, LAUNCHER)
 
     def ui_xml(self) -> str:
         """The screen as ``uiautomator dump`` writes it: a hierarchy of nodes with bounds."""

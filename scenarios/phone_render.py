@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pixelpilot.scenarios.phone_widgets import APPS, Widget
+from pixelpilot.scenarios.phone_widgets import LAUNCHER, SCREEN_PACKAGES, Widget
 
 if TYPE_CHECKING:
     from pixelpilot.scenarios.phone_app import PhoneApp
@@ -88,8 +88,7 @@ def ui_xml(app: PhoneApp) -> str:
     """The screen as ``uiautomator dump`` writes it: a hierarchy of nodes with bounds."""
     from xml.sax.saxutils import quoteattr
 
-    pkg = next((p for p, (_, s) in APPS.items() if s == app.st.screen),
-               "com.android.launcher3")  # fmt: skip
+    pkg = SCREEN_PACKAGES.get(app.st.screen, LAUNCHER)
     b = lambda x, y, w, h: f"[{x},{y}][{x + w},{y + h}]"  # noqa: E731
     nodes = [
         f'<node index="{i}" text={quoteattr(w.text)} resource-id={quoteattr(pkg + ":id/" + w.id)} '

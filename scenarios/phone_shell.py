@@ -4,7 +4,7 @@
 line holds anything sh would act on instead of passing it as data (an unquoted ``;``, ``&``,
 ``|``, backtick, ``$(``, ``$VAR``, redirection, glob, brace, newline...). ``PhoneShell`` runs an
 argv against the simulated phone (``input``, ``screencap``, ``wm``, ``getprop``, ``ime``,
-``settings``, ``pm``, ``am``, ``monkey``, ``uiautomator``, ``cat``, ``rm``) and records a refused
+``settings``, ``pm``, ``am``, ``monkey``, ``uiautomator``, ``dumpsys``, ``cat``, ``rm``) and records a refused
 line in the state's ``injections`` without running any of it.
 """
 
@@ -151,6 +151,7 @@ class PhoneShell:
             "getprop": self._getprop, "ime": self._ime, "settings": self._settings,
             "pm": self._pm, "am": self._am, "monkey": self._monkey,
             "uiautomator": self._uiautomator, "cat": self._cat, "rm": self._rm,
+            "dumpsys": self._dumpsys,
             "echo": lambda a: ((" ".join(a[1:]) + "\n").encode(), b"", 0),
             "true": lambda a: (b"", b"", 0),
         }  # fmt: skip
@@ -287,6 +288,20 @@ class PhoneShell:
                 0,
             )
         return b"", b"** No activities found to run, monkey aborted.\n", 251
+
+    def _dumpsys(self, a: list[str]) -> Result:
+        """``dumpsys window [windows]``: the focus lines a real phone prints (Android 10+
+        format), the foreground package in them; other services print nothing."""
+        if a[1:2] != ["window"]:
+            return b"", b"", 0
+        pkg = self.app.package()
+        activity = f"{pkg}/{pkg}.MainActivity"
+        text = (
+            "WINDOW MANAGER WINDOWS (dumpsys window windows)\n"
+            f"  mCurrentFocus=Window{{5e1c2a7 u0 {activity}}}\n"
+            f"  mFocusedApp=ActivityRecord{{8d3f0b2 u0 {activity} t12}}\n"
+        )
+        return text.encode(), b"", 0
 
     def _uiautomator(self, a: list[str]) -> Result:
         if a[1] != "dump":

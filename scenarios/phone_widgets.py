@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["APPS", "Widget"]
+__all__ = ["APPS", "LAUNCHER", "SCREEN_PACKAGES", "Widget"]
 
 APPS: dict[str, tuple[str, str]] = {
     "com.pixelpilot.signin": ("Sign in", "signin"),
@@ -14,6 +14,12 @@ APPS: dict[str, tuple[str, str]] = {
     "com.pixelpilot.notes": ("Notes", "notes"),
 }
 """Installed apps: package -> (launcher label, first screen)."""
+LAUNCHER = "com.android.launcher3"
+SCREEN_PACKAGES = {
+    **{screen: pkg for pkg, (_, screen) in APPS.items()},
+    "home": LAUNCHER, "about": "com.android.settings", "note": "com.pixelpilot.notes",
+}  # fmt: skip
+"""The package whose activity shows each screen (what ``dumpsys window`` reports in focus)."""
 
 
 @dataclass(frozen=True)

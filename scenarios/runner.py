@@ -1,5 +1,9 @@
 """Run a scenario: start its target, replay each dialect's script through the real agent loop,
-then judge the run by how it ended and by checks on the target's real state."""
+then judge the run by how it ended and by checks on the target's real state.
+
+``target_judge`` is the part any run on a scenario target uses (``pixelpilot demo``, ``run
+--scenario``): the checks' verdict (``RunResult.achieved``, ``checks``), apart from the model's
+own claim."""
 
 from __future__ import annotations
 
@@ -7,19 +11,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pixelpilot.agent.errors import ScenarioError
-from pixelpilot.agent.loop import Agent, Budgets
+from pixelpilot.agent.errors import PixelPilotError, ScenarioError
+from pixelpilot.agent.loop import Agent, Budgets, Judge
+from pixelpilot.agent.policy import Policy
 from pixelpilot.agent.trajectory import (
+    CheckResult,
     DirectoryRecorder,
     NullRecorder,
     Recorder,
     RunResult,
     StepRecord,
 )
-from pixelpilot.scenarios.spec import Scenario
-from pixelpilot.scenarios.targets import open_target
+from pixelpilot.scenarios.spec import Check, Scenario
+from pixelpilot.scenarios.targets import OpenTarget, open_target
 from pixelpilot.vlm.scripted import ScriptedModel
 
 CHECK_TIMEOUT_S = 3.0
@@ -46,8 +51,10 @@ def run_scenario(
     dialects: list[str] | None = None,
     out_dir: str | Path | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
+    policy: Policy | None = None,
 ) -> list[Outcome]:
-    """Run ``scenario`` once per dialect in its scripts (or only ``dialects``).
+    """Run ``scenario`` once per dialect in its scripts (or only ``dialects``), under
+    ``policy`` (a ``Policy``) when one is given.
 
     Desktop targets need a display (DISPLAY set); each run gets a fresh copy of the target.
     """
@@ -71,15 +78,47 @@ def run_scenario(
                 budgets=Budgets(**scenario.budgets.model_dump()),
                 recorder=recorder,
                 on_step=on_step,
+                policy=policy,
                 meta_extra={"scenario": scenario.path, "target": scenario.target.model_dump()},
+                judge=target_judge(scenario.checks, target),
             )
             result = agent.run(scenario.task)
             outcome = Outcome(scenario.name, dialect, result)
             _judge_end(scenario, outcome)
-            if scenario.checks and target.state is not None:
-                _judge_state(scenario, target.state, outcome)
+            for check in result.checks:
+                (outcome.passes if check.passed else outcome.failures).append(check.line)
         outcomes.append(outcome)
     return outcomes
+
+
+def target_judge(checks: list[Check], target: OpenTarget) -> Judge | None:
+    """The verdict of ``checks`` on ``target``'s real state, for ``Agent(judge=...)``."""
+    if not checks:
+        return None
+
+    def judge(result: RunResult) -> RunResult:
+        achieved, lines = judge_checks(checks, target)
+        return result.model_copy(update={"achieved": achieved, "checks": lines})
+
+    return judge
+
+
+def judge_checks(
+    checks: list[Check], target: OpenTarget, timeout: float = CHECK_TIMEOUT_S
+) -> tuple[bool | None, list[CheckResult]]:
+    """Poll the target until every check holds or ``timeout`` passes: (achieved, one result
+    per check). achieved is None when the target could not be read (it went away)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            values = target.read(checks)
+        except PixelPilotError as exc:
+            return None, [CheckResult(passed=False, line=f"could not read the target: {exc}")]
+        results = [check.test(value) for check, value in zip(checks, values, strict=True)]
+        if all(ok for ok, _ in results) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return all(ok for ok, _ in results), [CheckResult(passed=ok, line=ln) for ok, ln in results]
 
 
 def _judge_end(scenario: Scenario, outcome: Outcome) -> None:
@@ -95,19 +134,4 @@ def _judge_end(scenario: Scenario, outcome: Outcome) -> None:
     if expect.answer_contains is not None:
         line = f"answer contains {expect.answer_contains!r} (got {result.answer!r})"
         ok = expect.answer_contains in result.answer
-        (outcome.passes if ok else outcome.failures).append(line)
-
-
-def _judge_state(
-    scenario: Scenario, read_state: Callable[[], dict[str, Any]], outcome: Outcome
-) -> None:
-    """Poll the target's state until every check holds or CHECK_TIMEOUT_S passes."""
-    deadline = time.monotonic() + CHECK_TIMEOUT_S
-    while True:
-        state = read_state()
-        results = [check.evaluate(state) for check in scenario.checks]
-        if all(ok for ok, _ in results) or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    for ok, line in results:
         (outcome.passes if ok else outcome.failures).append(line)

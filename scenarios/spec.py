@@ -7,7 +7,11 @@ A scenario is a YAML file::
     target:                             # what to start and act on
       kind: desktop                     # desktop | android | robot
       app: fixture                      # the built-in Tk fixture app, or:
-      # command: [xterm]                # any command (then no state checks)
+      # app: chromium, page: form.html  # Chromium showing a local page (served on 127.0.0.1)
+      # launch: [mousepad]              # a real program, in a fresh work directory and HOME,
+      # ready_window: class=mousepad    #   ready once this window is shown
+      # command: [...]                  # a fixture-like command that writes a JSON state file
+      # view: {window: class=xterm}     # observe one window (or {region: [x, y, w, h]})
       screen: [1280, 800]               # the display size the coordinates assume
 
 Android targets are the built-in phone fixture reached through the real adb
@@ -29,9 +33,15 @@ pybullet scene seen through its camera (``{kind: robot, scene: tray, screen: [64
       - {path: name, equals: "Zoë — 東京 ✓"}
       - {path: items_first, at_least: 20}
 
-A check names a dot path into the target's state (list indices are numbers) and exactly one
-test: equals, not_equals, at_least, at_most, contains, exists. Checks are polled briefly, since
-an app updates its state a moment after the input arrives.
+      - {file: note.txt, equals: "Zoë — 東京 ✓\n"}   # a file the run left in its work directory
+      - {dom: "#name", equals: "Zoë — 東京 ✓"}      # a page element's value (prop: textContent...)
+
+A check reads one thing: ``path`` (a dot path into the target's JSON state; list indices are
+numbers), ``file`` (a file in the run's work directory, as UTF-8 text: its exact bytes, since
+the encoding is one-to-one; undecodable bytes fail the check) or ``dom`` (a CSS selector on a
+Chromium target's page; ``prop`` names the element's property, default ``value``). It has exactly
+one test: equals, not_equals, at_least, at_most, contains, exists. Checks are polled briefly,
+since an app updates its state a moment after the input arrives.
 """
 
 from __future__ import annotations
@@ -51,23 +61,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class View(_Strict):
+    """What the desktop device observes: one window (a window spec) or a region of the screen."""
+
+    window: str | None = None
+    region: tuple[int, int, int, int] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> View:
+        if (self.window is None) == (self.region is None):
+            raise ValueError("give exactly one of 'window' or 'region'")
+        return self
+
+
 class DesktopTarget(_Strict):
-    """An X display of ``screen`` size with the Tk fixture app or any command on it."""
+    """An X display of ``screen`` size with the Tk fixture app, Chromium on a local page, a
+    launched program or a fixture-like command on it; ``view`` narrows what is observed."""
 
     kind: Literal["desktop"] = "desktop"
-    app: Literal["fixture"] | None = None
+    app: Literal["fixture", "chromium"] | None = None
+    page: str | None = None
+    launch: list[str] | None = None
+    ready_window: str | None = None
     command: list[str] | None = None
+    view: View | None = None
     screen: tuple[int, int] = (1280, 800)
 
     @model_validator(mode="after")
     def _one_app(self) -> DesktopTarget:
-        if (self.app is None) == (self.command is None):
-            raise ValueError("give exactly one of 'app' or 'command'")
+        if sum(x is not None for x in (self.app, self.command, self.launch)) != 1:
+            raise ValueError("give exactly one of 'app', 'launch' or 'command'")
+        if (self.app == "chromium") != (self.page is not None):
+            raise ValueError("'page' (an HTML file) goes with app: chromium, and it needs one")
+        if (self.launch is not None) != (self.ready_window is not None):
+            raise ValueError("'launch' needs 'ready_window' (the window that shows it is ready)")
+        if self.launch is not None and not self.launch:
+            raise ValueError("'launch' needs a program")
         return self
 
     @property
     def has_state(self) -> bool:
-        return self.app is not None
+        return self.app == "fixture"
+
+    @property
+    def has_dom(self) -> bool:
+        return self.app == "chromium"
+
+    @property
+    def has_workdir(self) -> bool:
+        return self.app == "chromium" or self.launch is not None
 
 
 class AndroidTarget(_Strict):
@@ -80,6 +122,7 @@ class AndroidTarget(_Strict):
     density: int = Field(320, ge=80, le=800)
 
     has_state: ClassVar[bool] = True
+    has_dom: ClassVar[bool] = False
 
 
 class RobotTarget(_Strict):
@@ -91,6 +134,7 @@ class RobotTarget(_Strict):
     seed: int = 0
 
     has_state: ClassVar[bool] = True
+    has_dom: ClassVar[bool] = False
 
 
 Target = Annotated[DesktopTarget | AndroidTarget | RobotTarget, Field(discriminator="kind")]
@@ -110,7 +154,10 @@ class Expect(_Strict):
 
 
 class Check(_Strict):
-    path: str
+    path: str | None = None
+    file: str | None = None
+    dom: str | None = None
+    prop: str = "value"
     equals: Any = _MISSING
     not_equals: Any = _MISSING
     at_least: float | None = None
@@ -120,6 +167,11 @@ class Check(_Strict):
 
     @model_validator(mode="after")
     def _one_test(self) -> Check:
+        sources = [n for n in ("path", "file", "dom") if getattr(self, n) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of path, file, dom (what the check reads)")
+        if self.file is not None and (Path(self.file).is_absolute() or ".." in Path(self.file).parts):
+            raise ValueError(f"file {self.file!r}: give a path inside the run's work directory")
         tests = [
             n for n in ("equals", "not_equals", "contains") if getattr(self, n) is not _MISSING
         ]
@@ -130,27 +182,55 @@ class Check(_Strict):
             )
         return self
 
+    @property
+    def source(self) -> Literal["path", "file", "dom"]:
+        return "path" if self.path is not None else "file" if self.file is not None else "dom"
+
+    @property
+    def label(self) -> str:
+        """How the check names what it reads, in its one-line result."""
+        if self.file is not None:
+            return f"file {self.file}"
+        if self.dom is not None:
+            return f"{self.dom}.{self.prop}"
+        return str(self.path)
+
     def evaluate(self, state: dict[str, Any]) -> tuple[bool, str]:
-        """(passed, one-line description with the actual value)."""
-        value = lookup(state, self.path)
+        """(passed, one-line description with the actual value) for a ``path`` check."""
+        return self.test(lookup(state, self.path or ""))
+
+    def test(self, value: Any) -> tuple[bool, str]:
+        """(passed, one-line description with the actual value) of the value read; ``MISSING``
+        when there is none (no such key, file or element), an ``Unreadable`` when it cannot be
+        read as asked (a file that is not UTF-8)."""
+        name = self.label
+        if isinstance(value, Unreadable):
+            return False, f"{name}: {value.why}"
         if self.exists is not None:
             ok = (value is not _MISSING) == self.exists
-            return ok, f"{self.path} {'exists' if self.exists else 'is absent'}"
+            return ok, f"{name} {'exists' if self.exists else 'is absent'}"
         shown = "<missing>" if value is _MISSING else repr(value)
         if self.equals is not _MISSING:
-            return value == self.equals, f"{self.path} == {self.equals!r} (got {shown})"
+            return value == self.equals, f"{name} == {self.equals!r} (got {shown})"
         if self.not_equals is not _MISSING:
-            return value != self.not_equals, f"{self.path} != {self.not_equals!r} (got {shown})"
+            return value != self.not_equals, f"{name} != {self.not_equals!r} (got {shown})"
         if self.contains is not _MISSING:
             ok = isinstance(value, (str, list, dict)) and self.contains in value
-            return ok, f"{self.path} contains {self.contains!r} (got {shown})"
+            return ok, f"{name} contains {self.contains!r} (got {shown})"
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if self.at_least is not None:
             return (
                 number and value >= self.at_least,
-                f"{self.path} >= {self.at_least:g} (got {shown})",
+                f"{name} >= {self.at_least:g} (got {shown})",
             )
-        return number and value <= self.at_most, f"{self.path} <= {self.at_most:g} (got {shown})"
+        return number and value <= self.at_most, f"{name} <= {self.at_most:g} (got {shown})"
+
+
+class Unreadable:
+    """A checked value that exists but cannot be read as asked; ``why`` says what is wrong."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
 class Scenario(_Strict):
@@ -187,9 +267,32 @@ class Scenario(_Strict):
                 )
             if not outputs:
                 raise ValueError(f"scripts.{name}: needs at least one output")
-        if self.checks and not self.target.has_state:
-            raise ValueError("checks need a target with state (app: fixture)")
+        for n, check in enumerate(self.checks):
+            where = f"checks.{n}"
+            if check.source == "path" and not self.target.has_state:
+                raise ValueError(f"{where}: 'path' checks need a target with state (app: fixture)")
+            if check.source == "dom" and not self.target.has_dom:
+                raise ValueError(f"{where}: 'dom' checks need a page (app: chromium)")
+            if check.source == "file" and not getattr(self.target, "has_workdir", False):
+                raise ValueError(
+                    f"{where}: 'file' checks need a launched program (launch:) or app: chromium"
+                )
         return self
+
+    @model_validator(mode="after")
+    def _page_beside_the_file(self) -> Scenario:
+        """A relative ``page`` is relative to the scenario file."""
+        target = self.target
+        if isinstance(target, DesktopTarget) and target.page is not None and self.path:
+            page = Path(self.path).parent / target.page
+            if not page.is_file():
+                raise ValueError(f"target.page: no such file {str(page)!r}")
+            target.page = str(page.resolve())
+        return self
+
+
+MISSING = _MISSING
+"""The value of a check whose key, file or element does not exist."""
 
 
 def lookup(state: Any, path: str) -> Any:

@@ -1,12 +1,18 @@
 """A Tk window that shows coloured square targets and records where every click lands.
 
 Run ``python -m pixelpilot.scenarios.target_app --state PATH --width W --height H --targets
-'[[x, y, size, "#e53935"], ...]'``: a W x H window at +0+0 (nothing manages windows under Xvfb)
-on a grey background, each target a ``size`` x ``size`` square whose top-left is (x, y), in X
+'[[x, y, size, "#e53935"], ...]'``: a W x H window at +0+0 (full-screen, so a window manager
+gives it no frame) on a grey background, each target a ``size`` x ``size`` square whose top-left is (x, y), in X
 screen pixels. It is the oracle of the coordinate tests: the state file (JSON, written
 atomically, ``"ready": true`` once mapped) lists the targets and every button-1 click as
 ``[x_root, y_root]``, so a test can check that a model's point really landed in its target.
 Usable with ``pixelpilot.scenarios.fixture.FixtureApp(command=...)``.
+
+With ``--title T --at X,Y`` it is instead an ordinary window titled T (WM_CLASS
+``PixelpilotWindow``) of W x H at (X, Y), framed and movable under a window manager: the oracle
+of the window-view tests. Target boxes are then in the window's own pixels, each click is also
+recorded in them (``local``), and ``window`` holds the client area [x, y, w, h] on the screen,
+updated when the window moves.
 """
 
 from __future__ import annotations
@@ -23,15 +29,31 @@ BACKGROUND = "#808080"
 class TargetWindow:
     """The window, its targets and the clicks it has seen."""
 
-    def __init__(self, path: str, width: int, height: int, targets: list[list[Any]]) -> None:
+    def __init__(
+        self,
+        path: str,
+        width: int,
+        height: int,
+        targets: list[list[Any]],
+        title: str | None = None,
+        at: tuple[int, int] = (0, 0),
+    ) -> None:
         self.path = path
         self.targets: list[tuple[int, int, int, str]] = [
             (int(x), int(y), int(size), str(colour)) for x, y, size, colour in targets
         ]
         self.clicks: list[list[int]] = []
+        self.local: list[list[int]] = []
         self.ready = False
-        self.root = tk.Tk(className="PixelpilotTargets")
-        self.root.geometry(f"{width}x{height}+0+0")
+        self.root = tk.Tk(className="PixelpilotWindow" if title else "PixelpilotTargets")
+        if title is None:
+            self.root.geometry(f"{width}x{height}+0+0")
+            self.root.attributes("-fullscreen", True)
+        else:
+            self.root.title(title)
+            self.root.geometry(f"{width}x{height}+{at[0]}+{at[1]}")
+            self.root.bind("<Configure>", lambda e: self.write() if self.ready else None)
+        self.windowed = title is not None
         self.canvas = tk.Canvas(
             self.root, width=width, height=height, bg=BACKGROUND, highlightthickness=0, bd=0
         )
@@ -43,10 +65,17 @@ class TargetWindow:
 
     def clicked(self, event: tk.Event[tk.Misc]) -> None:
         self.clicks.append([event.x_root, event.y_root])
+        self.local.append([event.x, event.y])
         self.write()
 
     def write(self) -> None:
-        state = {"ready": self.ready, "targets": self.targets, "clicks": self.clicks}
+        state: dict[str, Any] = {
+            "ready": self.ready, "targets": self.targets, "clicks": self.clicks,
+            "local": self.local,
+        }  # fmt: skip
+        if self.windowed:
+            r = self.root
+            state["window"] = [r.winfo_rootx(), r.winfo_rooty(), r.winfo_width(), r.winfo_height()]
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(state, f)
@@ -73,8 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=800)
     parser.add_argument("--targets", required=True, help='JSON: [[x, y, size, "#rrggbb"], ...]')
+    parser.add_argument("--title", help="an ordinary titled window instead of full-screen")
+    parser.add_argument("--at", default="0,0", help="X,Y of an ordinary window")
     args = parser.parse_args(argv)
-    TargetWindow(args.state, args.width, args.height, json.loads(args.targets)).run()
+    x, y = (int(v) for v in args.at.split(","))
+    TargetWindow(
+        args.state, args.width, args.height, json.loads(args.targets), args.title, (x, y)
+    ).run()
 
 
 if __name__ == "__main__":

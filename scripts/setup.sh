@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what pixelpilot needs on a fresh Debian/Ubuntu machine: the X tools its desktop
-# device drives (Xvfb, xdotool, ...), the adb client its Android device talks through, Chromium
-# for the viewer's tests (--test only), and the package itself (editable).
+# device drives (Xvfb, xdotool, ...), the openbox window manager its virtual displays run, a CJK
+# font (so screenshots show 東京), the adb client its Android device talks through, Chromium and
+# its driver (the MiniWoB++ bench), mousepad and xterm for the tests (--test only), and the
+# package itself (editable).
 #   bash scripts/setup.sh          # runtime
 #   bash scripts/setup.sh --test   # runtime + test dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(xvfb xauth xdotool xclip x11-utils python3-tk adb)
-[ "${1:-}" = "--test" ] && PKGS+=(chromium)
+PKGS=(xvfb xauth xdotool xclip x11-utils python3-tk openbox fonts-wqy-microhei adb chromium chromium-driver)
+# the real-app scenarios (scenarios/apps): a GTK editor, a terminal
+[ "${1:-}" = "--test" ] && PKGS+=(mousepad xterm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

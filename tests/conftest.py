@@ -1,7 +1,9 @@
 """Shared fixtures: one X display for the whole session, the Tk fixture app, a desktop device,
-the two tiny Qwen2-VL checkpoints (built once per session into the session's temp dir).
+one Chromium with MiniWoB++, the two tiny Qwen2-VL checkpoints (built once per session into the
+session's temp dir).
 
-``display`` starts ONE Xvfb (1280x800) unless ``$DISPLAY`` is already set, and points
+``display`` starts ONE Xvfb (1280x800) with the openbox window manager (when installed, as
+scripts/setup.sh does) unless ``$DISPLAY`` is already set, and points
 ``DISPLAY`` at it before anything imports pyautogui (which binds the display it finds when
 first imported, once per process). Tests that need it skip only when Xvfb is not installed.
 """
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from pixelpilot.agent.errors import ConfigError
+from pixelpilot.envs.miniwob_env import MiniWoBEnv
 from pixelpilot.scenarios.fixture import FixtureApp
 from pixelpilot.tools.desktop import DesktopDevice
-from pixelpilot.tools.xvfb import VirtualDisplay, xvfb_available
+from pixelpilot.tools.xvfb import VirtualDisplay, default_wm, xvfb_available
 
 SCREEN = (1280, 800)
 
@@ -30,7 +34,7 @@ def display() -> Iterator[str]:
         return
     if not xvfb_available():
         pytest.skip("Xvfb is not installed; install it with: apt-get install xvfb xauth")
-    with VirtualDisplay(*SCREEN) as vd:
+    with VirtualDisplay(*SCREEN, wm=default_wm()) as vd:
         saved = os.environ.get("XAUTHORITY")
         os.environ.update(vd.env)
         try:
@@ -59,6 +63,21 @@ def desktop(display: str) -> Iterator[DesktopDevice]:
         yield device
     finally:
         device.close()
+
+
+@pytest.fixture(scope="session")
+def miniwob(display: str) -> Iterator[MiniWoBEnv]:
+    """One real Chromium showing MiniWoB++ pages for the whole session, in the display's
+    bottom-right corner (away from (0, 0), so the page-position probe is really exercised)."""
+    from pixelpilot.envs.chromium import BrowserConfig, find_binaries
+
+    try:
+        find_binaries()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    where = BrowserConfig(x=SCREEN[0] - 440, y=SCREEN[1] - 440, width=400, height=400)
+    with MiniWoBEnv(display, browser=where) as env:
+        yield env
 
 
 @pytest.fixture(autouse=True, scope="session")

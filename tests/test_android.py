@@ -250,6 +250,31 @@ def test_uiautomator_dump_lists_nodes_with_bounds(phone: Phone) -> None:
     assert nodes["sign_in"].get("text") == "Sign in" and nodes["password"].get("password") == "true"
 
 
+def test_the_focused_password_field_is_blurred_in_screenshots(phone: Phone) -> None:
+    """With blur_passwords (on in `pixelpilot run` with secrets), the focused password field's
+    box, as the uiautomator dump reports it, is blurred; the rest of the screen is untouched."""
+    from PIL import ImageChops, ImageStat
+
+    fixture, dev = phone("signin", device={"blur_passwords": True})
+    dev.execute(Tap(point=px(fixture.center("password"))))
+    dev.execute(TypeText(text="hunter2-long-secret"))
+    fixture.wait_for(lambda s: s["fields"]["password"] == "hunter2-long-secret")
+    dev.blur_passwords = False
+    plain = dev.observe().image
+    dev.blur_passwords = True
+    obs = dev.observe()
+    x, y, w, h = fixture.state()["boxes"]["password"]
+    assert obs.extra["blurred"] == [(x, y, x + w, y + h)]
+    diff = ImageChops.difference(plain, obs.image)
+    assert diff.getbbox() is not None and diff.crop((0, 0, 720, y)).getbbox() is None
+    inside = (x + 4, y + 4, x + w - 4, y + h - 4)
+    assert ImageStat.Stat(obs.image.crop(inside).convert("L")).stddev[0] < (
+        ImageStat.Stat(plain.crop(inside).convert("L")).stddev[0] / 2
+    )
+    dev.execute(Tap(point=px(fixture.center("name"))))  # the password field loses the focus
+    assert dev.observe().extra["blurred"] == []
+
+
 def test_the_adb_binary_sees_the_phone(phone: Phone, adb_server: AdbServer) -> None:
     fixture, _ = phone("home")
     adb = [adb_server.adb_path, "-P", str(adb_server.port), "-s", fixture.serial]

@@ -15,12 +15,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_exports_are_locked():
     assert pixelpilot.agent.__all__ == [
-        "Agent", "Budgets", "DirectoryRecorder", "RunResult", "StepRecord", "Trajectory",
-        "get_dialect", "load_trajectory", "replay",
+        "Agent", "Budgets", "DirectoryRecorder", "Policy", "RunControl", "RunResult", "Secrets",
+        "StepRecord", "Trajectory", "get_dialect", "load_trajectory", "replay",
     ]  # fmt: skip
     assert pixelpilot.tools.__all__ == [
-        "AndroidDevice", "DesktopDevice", "Device", "Executed", "Observation", "RobotDevice",
-        "VirtualDisplay",
+        "AndroidDevice", "DesktopDevice", "Device", "DryRunDesktop", "DryRunPhone", "Executed",
+        "Observation", "RobotDevice", "VirtualDisplay",
     ]  # fmt: skip
     assert pixelpilot.vlm.__all__ == [
         "Generation", "LocalModel", "Message", "OpenAIServerModel", "Prompt", "ScriptedModel",

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pixelpilot.agent.trajectory import load_trajectory
+from pixelpilot.agent.viewer import write_report
 from pixelpilot.scenarios.fixture import FixtureApp
 from pixelpilot.scenarios.spec import BUILTIN_DIR
 from pixelpilot.tools.xvfb import VirtualDisplay
@@ -60,6 +61,10 @@ def test_help_everywhere(args):
         (["scenario", "run", "{bad}"], "unknown field"),
         (["scenario", "test", "/no/such/dir"], "no such file or directory"),
         (["replay", "/tmp"], "not a trajectory directory"),
+        (["run"], "missing TASK"),
+        (["run", "--scenario", "{demo}", "--device", "desktop"], "exclude each other"),
+        (["run", "x", "--device", "desktop:region=1,2"], "bad region"),
+        (["run", "x", "--device", "desktop:size=3"], "unknown desktop option"),
         (["frobnicate"], "No such command"),
     ],
 )
@@ -68,7 +73,8 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
     outputs.write_text("- x\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: t\ntarget: {app: fixture}\nscripts: {qwen2vl: [x]}\ncolour: red\n")
-    args = [a.replace("scripted:{script}", f"scripted:{outputs}").replace("{bad}", str(bad)) for a in args]
+    args = [a.replace("scripted:{script}", f"scripted:{outputs}").replace("{bad}", str(bad))
+            .replace("{demo}", str(BUILTIN_DIR / "desktop" / "demo.yaml")) for a in args]
     r = cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
@@ -104,6 +110,38 @@ def test_demo_is_the_readme_main_job(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
     assert steps and all(s["action"] is not None and len(s["attempts"]) == 1 for s in steps)
+    # the demo tells the truth: judged by the form's real state, the random model achieved nothing
+    assert "task NOT achieved" in r.stdout and "✗ submit_count == 1 (got 0)" in r.stdout
+    result = json.loads((run / "result.json").read_text())
+    assert result["achieved"] is False and len(result["checks"]) == 4
+    assert not all(c["passed"] for c in result["checks"])
+
+
+def test_run_on_a_scenario_is_judged_by_the_target_not_the_model(display, tmp_path):
+    """run --scenario: the scripted demo fills the form in (achieved, exit 0); a model that only
+    claims success is told apart (NOT achieved, exit 1), and both verdicts are in result.json."""
+    demo = BUILTIN_DIR / "desktop" / "demo.yaml"
+    outputs = yaml.safe_load(demo.read_text(encoding="utf-8"))["scripts"]["qwen2vl"]
+    for name, script_, code, line in [
+        ("honest", outputs, 0, "task achieved: 4 of 4 checks"),
+        ("boast", ['✿FUNCTION✿: finish\n✿ARGS✿: {"answer": "all done"}'], 1,
+         "task NOT achieved (whatever the model claimed): 0 of 4 checks"),
+    ]:
+        folder = tmp_path / name
+        folder.mkdir()
+        r = cli("run", "--scenario", str(demo), "--model", script(folder, script_), "--dialect",
+                "qwen2vl", "--out", str(folder / "runs"))  # fmt: skip
+        assert r.returncode == code and line in r.stdout, r.stdout + r.stderr
+        assert "success: the model finished (success)" in r.stdout
+        (run,) = (folder / "runs").iterdir()
+        result = json.loads((run / "result.json").read_text())
+        assert result["status"] == "success" and result["achieved"] is (code == 0)
+        meta = json.loads((run / "run.json").read_text())
+        assert meta["task"] == yaml.safe_load(demo.read_text(encoding="utf-8"))["task"]
+        assert meta["extra"]["target"]["app"] == "fixture"  # replay can start it again
+        html = write_report(run).read_text(encoding="utf-8")
+        verdict = '<span class="ok">yes</span>' if code == 0 else '<span class="bad">no</span>'
+        assert f"<th>achieved</th><td>{verdict}" in html
 
 
 def test_scenario_run_pass_and_fail(display, tmp_path):
@@ -134,7 +172,7 @@ def test_run_task_and_replay(display, tmp_path):
         assert "step  1  click (510,280)px" in r.stdout and "answer: 'clicked'" in r.stdout
         app.wait_for(lambda s: s["submit_count"] == 1)
         run_dir = next(p for p in tmp_path.iterdir() if p.name.endswith("-run"))
-        r = cli("replay", str(run_dir))
+        r = cli("replay", str(run_dir), "--device", "desktop")
         assert r.returncode == 0 and "replayed 1 actions" in r.stdout, r.stdout + r.stderr
         app.wait_for(lambda s: s["submit_count"] == 2)
 
@@ -259,7 +297,7 @@ def test_replay_a_robot_scenario_run_on_a_fresh_scene(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     (run,) = (tmp_path / "runs").iterdir()
     executed = [s for s in load_trajectory(run).steps if s.executed is not None]
-    r = cli("replay", str(run), timeout=120)
+    r = cli("replay", str(run), "--target", "scene:tray", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"replayed {len(executed)} actions" in r.stdout and "pick" in r.stdout
 

@@ -1,5 +1,6 @@
-"""One contract every device passes: desktop (Xvfb), Android (real adb + the phone fixture) and
-robot (pybullet). Like Gymnasium's ``check_env``: what any backend must do, checked the same way.
+"""One contract every device passes: desktop (Xvfb; the whole screen and one window), Android
+(real adb + the phone fixture), robot (pybullet) and the dry-run devices (the real planners,
+nothing performed). Like Gymnasium's ``check_env``: what any backend must do, checked the same way.
 
 1. ``observe`` returns an image whose size is the device's geometry (physical pixels).
 2. A point off the screen is refused with ``PointOutOfBounds`` and nothing is executed.
@@ -71,6 +72,23 @@ def _desktop_session(display: str) -> Iterator[tuple[Device, Callable[[], None]]
 
 
 @contextlib.contextmanager
+def _desktop_window() -> Iterator[tuple[Device, Callable[[], None]]]:
+    # One window of the session display (DesktopDevice(window=...)): it vanishes when its app
+    # exits. The app is the click-target window of tests/test_desktop_view.py.
+    import json
+    import sys
+
+    from pixelpilot.scenarios.fixture import FixtureApp
+    from pixelpilot.tools.desktop import DesktopDevice
+
+    cmd = [sys.executable, "-m", "pixelpilot.scenarios.target_app", "--state", "{state}",
+           "--width", "240", "--height", "160", "--targets", json.dumps([[10, 10, 20, "#e53935"]]),
+           "--title", "pixelpilot contract window", "--at", "200,150"]  # fmt: skip
+    with FixtureApp(command=cmd) as app, DesktopDevice(window="contract window") as dev:
+        yield dev, app.stop
+
+
+@contextlib.contextmanager
 def _android() -> Iterator[tuple[Device, Callable[[], None]]]:
     from pixelpilot.scenarios.phone import PhoneFixture
     from pixelpilot.tools.android import AndroidDevice
@@ -92,10 +110,26 @@ def _robot() -> Iterator[tuple[Device, Callable[[], None]]]:
         yield dev, lambda: pybullet.disconnect(dev.physics_client)
 
 
+@contextlib.contextmanager
+def _dry_run(kind: str) -> Iterator[tuple[Device, Callable[[], None]]]:
+    from pixelpilot.tools.dryrun import DryRunDesktop, DryRunPhone
+
+    dev: Device = DryRunPhone(width=360, height=640) if kind == "mobile" else DryRunDesktop()
+    with dev:
+        yield dev, dev.close  # closed under the run: it is gone
+
+
 CASES = {
     "desktop": Case(_desktop, lambda w, h: Wait(seconds=0), Pick(point=px(1, 1))),
+    "desktop-window": Case(_desktop_window, lambda w, h: Wait(seconds=0), Pick(point=px(1, 1))),
     "android": Case(_android, lambda w, h: Tap(point=px(w // 2, h // 2)), Click(point=px(1, 1))),
     "robot": Case(_robot, lambda w, h: Home(), Click(point=px(1, 1))),
+    "dryrun-desktop": Case(
+        lambda: _dry_run("desktop"), lambda w, h: Click(point=px(w - 1, h - 1)), Tap(point=px(1, 1))
+    ),
+    "dryrun-phone": Case(
+        lambda: _dry_run("mobile"), lambda w, h: Tap(point=px(w // 2, h // 2)), Pick(point=px(1, 1))
+    ),
 }
 
 

@@ -394,3 +394,25 @@ def test_the_docs_example_family_passes_check_dialect(qwen_tok: Any) -> None:
     exec(compile(code, "docs/dialects.md", "exec"), {})  # our own docs, not model text
     report = check_dialect(get_dialect("myfamily"), tokenizer=qwen_tok, vocab_size=QWEN_VOCAB_SIZE)
     assert report.round_trips >= 10 and report.admitted == report.round_trips
+
+
+def test_adding_a_verb_is_one_table_entry(qwen_tok: Any) -> None:
+    """``triple_click`` in one line: parse, format, offered verbs, prompt line and grammar."""
+
+    class WithTriple(PyFamily):
+        verbs = (
+            *PyFamily.verbs,
+            Verb("triple_click", "click", (PyFamily.BOX,), {"count": 3}, devices=D,
+                 line="triple_click(start_box='<|box_start|>(x1,y1)<|box_end|>')"),
+        )  # fmt: skip
+
+    dialect, ctx = WithTriple(), CTX["desktop"]
+    triple = Click(point=N(5, 6), count=3)
+    text = "Thought: I do it.\nAction: triple_click(start_box='<|box_start|>(5,6)<|box_end|>')"
+    assert dialect.format(triple, ctx) == text and dialect.parse(text, ctx) == triple
+    assert "triple_click" in dialect.offered(ctx) and '"triple_click("' in dialect.grammar(ctx)
+    assert (
+        "triple_click(start_box="
+        in dialect.build_prompt("t", [], Image.new("RGB", (8, 8)), ctx).messages[0].text
+    )
+    check_dialect(dialect, tokenizer=qwen_tok, vocab_size=QWEN_VOCAB_SIZE)

@@ -10,7 +10,9 @@ DESIGN.md), each importing only layers below it or its own:
 2. vlm.base, tools.base
 3. agent.dialects.*; backends vlm.*; devices tools.* -- and no vlm module imports dialects, no
    dialect imports a backend or a device, no device imports vlm
-4. the loop, trajectories, viewer, overlay, animation, evaluation, export, replay
+4. the loop and its stages, trajectories, secrets, resume, policies, human control (kill and
+   pause switches), effects, viewer, overlay, animation, evaluation, export, replay; the
+   benchmark environments (envs.*)
 5. composition: vlm.registry, the vlm and agent facades, agent.cli*, scenarios.* -- and only
    the CLI (and scenarios themselves) import scenarios
 """
@@ -23,12 +25,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"agent": "pixelpilot.agent", "vlm": "pixelpilot.vlm", "tools": "pixelpilot.tools",
-            "scenarios": "pixelpilot.scenarios"}  # fmt: skip
+            "scenarios": "pixelpilot.scenarios", "envs": "pixelpilot.envs"}  # fmt: skip
 BOTTOM = {"agent.actions", "agent.geometry", "agent.errors", "agent.keys"}
 BOUNDARIES = {"vlm.base", "tools.base"}
 LOOP = {"agent.loop", "agent.trajectory", "agent.trajectory_compat", "agent.viewer",
-        "agent.overlay", "agent.animate", "agent.evaluate", "agent.export", "agent.replay"}  # fmt: skip
-COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj"}
+        "agent.overlay", "agent.animate", "agent.evaluate", "agent.export", "agent.replay",
+        "agent.secrets", "agent.resume", "agent.stages", "agent.policy", "agent.control",
+        "agent.effects"}  # fmt: skip
+COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj",
+               "agent.cli_scenario", "agent.cli_bench", "agent.cli_common",
+               "agent.cli_control"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:
@@ -50,7 +56,7 @@ def layer(name: str) -> int:
         return 2
     if name in COMPOSITION or name.split(".")[0] == "scenarios":
         return 5
-    if name in LOOP:
+    if name in LOOP or name.split(".")[0] == "envs":  # benchmark environments sit on the loop
         return 4
     if name.startswith(("agent.dialects", "vlm", "tools")):
         return 3
@@ -64,6 +70,11 @@ def imports(name: str, path: Path, known: set[str]) -> Iterator[str]:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             node.body = []
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    run_as_main = {  # ["python", "-m", "pixelpilot.x"]: a new process, not an import
+        id(b) for n in ast.walk(tree) if isinstance(n, (ast.List, ast.Tuple))
+        for a, b in zip(n.elts, n.elts[1:], strict=False)
+        if isinstance(a, ast.Constant) and a.value == "-m"
+    }  # fmt: skip
     for node in ast.walk(tree):
         targets: list[str] = []
         if isinstance(node, ast.Import):
@@ -75,7 +86,8 @@ def imports(name: str, path: Path, known: set[str]) -> Iterator[str]:
                 base = ".".join([*up, base] if base else up)
                 base = "pixelpilot." + base
             targets = [f"{base}.{a.name}" for a in node.names] + [base]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in run_as_main):  # fmt: skip
             targets = [node.value]
         for t in targets:
             if not t.startswith("pixelpilot."):

@@ -32,6 +32,7 @@ qa_prompt = pytest.importorskip(
     reason="the oracle is qwen-agent: pip install -e '.[test]'",
 )
 qa_schema = pytest.importorskip("qwen_agent.llm.schema")
+qa_utils = pytest.importorskip("qwen_agent.utils.utils")
 
 SCREENS = {"desktop": (1280, 800), "mobile": (1080, 2400)}
 KINDS = {"desktop": DESKTOP_KINDS, "mobile": MOBILE_KINDS}
@@ -66,13 +67,15 @@ def _shots(device: str) -> list[Image.Image]:
     return [Image.new("RGB", size, c) for c in ("white", "red", "blue")]
 
 
-def _oracle(device: str, steps: int, kinds: frozenset[str], feedback: str = "") -> list[dict]:
+def _oracle(
+    device: str, steps: int, kinds: frozenset[str], feedback: str = "", task: str = TASK
+) -> list[dict]:
     """What Qwen-Agent makes of the same step, as HF chat messages."""
     M, C = qa_schema.Message, qa_schema.ContentItem
     shots = [f"file:///screens/{i}.png" for i in range(3)]
     messages = [
         M(role="system", content=[C(text=qa_schema.DEFAULT_SYSTEM_MESSAGE)]),
-        M(role="user", content=[C(text=TASK), C(image=shots[0])]),
+        M(role="user", content=[C(text=task), C(image=shots[0])]),
     ]
     for i, raw in enumerate(ANSWERS[device][:steps]):
         reply = qa_prompt.QwenFnCallPrompt.postprocess_fncall_messages(
@@ -86,8 +89,10 @@ def _oracle(device: str, steps: int, kinds: frozenset[str], feedback: str = "") 
     if feedback and not steps:
         messages[1].content.append(C(text=feedback))
     functions = tool_specs(kinds, bounds=(0, 1000))
+    # the language as Qwen-Agent's chat models pick it (qwen_agent/llm/base.py)
+    lang = "zh" if qa_utils.has_chinese_messages(messages) else "en"
     out = qa_prompt.QwenFnCallPrompt.preprocess_fncall_messages(
-        messages, functions, lang="en", parallel_function_calls=False
+        messages, functions, lang=lang, parallel_function_calls=False
     )
     return [
         {
@@ -101,14 +106,16 @@ def _oracle(device: str, steps: int, kinds: frozenset[str], feedback: str = "") 
     ]
 
 
-def _ours(device: str, steps: int, fidelity: Fidelity, feedback: str | None = None) -> Prompt:
+def _ours(
+    device: str, steps: int, fidelity: Fidelity, feedback: str | None = None, task: str = TASK
+) -> Prompt:
     shots = _shots(device)
     history = [
         Turn(raw=raw, image=shots[i], note=NOTES[i])
         for i, raw in enumerate(ANSWERS[device][:steps])
     ]
     return Qwen2VLDialect(fidelity).build_prompt(
-        TASK, history, shots[steps], _ctx(device), feedback
+        task, history, shots[steps], _ctx(device), feedback
     )
 
 
@@ -168,3 +175,43 @@ def test_the_default_additions_are_the_ask_user_tool_and_the_feedback(
             or a.endswith(("<|im_end|>", "✿RETURN✿"))
             for a in added
         ), added
+
+
+@pytest.mark.parametrize("steps", [0, 2])
+def test_a_chinese_task_gets_the_chinese_tool_block(processor: Any, steps: int) -> None:
+    task = "打开设置，然后打开无线网络。"
+    ours = _ours("mobile", steps, Fidelity.official(), task=task)
+    oracle = _oracle("mobile", steps, frozenset(KINDS["mobile"] - {"ask_user"}), task=task)
+    want = _render(processor, oracle, final=steps > 0)
+    got = chat_text(processor, ours)
+    assert got == want, _diff(want, got)
+    assert "# 工具" in got and "输入参数：" in got
+
+
+RAWS = [
+    '✿FUNCTION✿: click\n✿ARGS✿: {"point": [1, 2]}',
+    'I will click it.\n✿FUNCTION✿: click\n✿ARGS✿: {"point": [1, 2]}\n',
+    ': The form is open.\n✿FUNCTION✿: type\n✿ARGS✿: {"text": "a"}',
+    ": \n✿FUNCTION✿: finish\n✿ARGS✿: {}",
+    '✿FUNCTION✿: click\n✿ARGS✿: {"point": [1, 2]}\n✿FUNCTION✿: type\n✿ARGS✿: {"text": "x"}',
+    '✿FUNCTION✿: click\n✿ARGS✿: {"point": [1, 2]} <!-- a comment -->',
+    '\n\nThought first.  \n✿FUNCTION✿: wait\n✿ARGS✿: {"seconds": 1}',
+    # the Qwen2.5 docs' ✿ example (QwenLM/Qwen2.5:docs/source/framework/function_call.md@5e01d11)
+    '✿FUNCTION✿: get_current_temperature\n✿ARGS✿: {"location": "San Francisco, CA, USA"}\n'
+    '✿FUNCTION✿: get_temperature_date\n✿ARGS✿: {"location": "San Francisco, CA, USA", '
+    '"date": "2024-10-01"}\n',
+]
+
+
+@pytest.mark.parametrize("raw", RAWS)
+def test_answers_are_split_as_qwen_agent_splits_them(raw: str) -> None:
+    """Thought, tool name and arguments text: ours equal Qwen-Agent's postprocess."""
+    from pixelpilot.agent.dialects.syntax_fncall import split_answer
+
+    M, C = qa_schema.Message, qa_schema.ContentItem
+    out = qa_prompt.QwenFnCallPrompt.postprocess_fncall_messages(
+        [M(role="assistant", content=[C(text=raw)])], parallel_function_calls=False
+    )
+    call = out[-1].function_call
+    thought = out[0].content[0].text if len(out) > 1 else ""
+    assert split_answer(raw) == (thought, call.name, call.arguments)

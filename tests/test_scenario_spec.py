@@ -81,15 +81,22 @@ def test_check_evaluation(check, ok):
 
 def test_shipped_scenarios_load():
     files = discover(BUILTIN_DIR)
-    kinds = {"desktop": 0, "android": 0, "robot": 0}
+    kinds = {"desktop": 0, "android": 0, "robot": 0, "apps": 0}
     for f in files:
         s = load_scenario(f)
-        assert s.checks and s.description and s.target.has_state, f
+        assert s.checks and s.description, f
+        if f.parent.name == "apps":  # real programs: checked by their files and DOM
+            assert s.target.kind == "desktop" and s.target.screen == (1920, 1080), f
+            assert {c.source for c in s.checks} <= {"file", "dom"}, f
+            kinds["apps"] += 1
+            continue
+        assert s.target.has_state, f
         assert f.parent.name == {"desktop": "desktop", "android": "mobile", "robot": "robot"}[
             s.target.kind
         ]
         kinds[s.target.kind] += 1
     assert kinds["desktop"] >= 11 and kinds["android"] >= 6 and kinds["robot"] >= 3, kinds
+    assert kinds["apps"] == 3, kinds
 
 
 def test_android_and_robot_targets_parse_with_defaults(tmp_path):
@@ -121,3 +128,67 @@ def test_bad_targets_name_the_field(tmp_path, target, message):
     with pytest.raises(ScenarioError) as err:
         load_scenario(f)
     assert message in str(err.value)
+
+
+APP = """
+task: Save a note.
+target: {launch: [mousepad], ready_window: class=mousepad, screen: [1920, 1080]}
+scripts: {qwen2vl: ["✿FUNCTION✿: finish\\n✿ARGS✿: {}"]}
+checks:
+  - {file: note.txt, equals: "Zoë\\n"}
+"""
+
+
+def test_real_app_targets_and_their_checks_load(tmp_path):
+    s = load_scenario(write(tmp_path, APP))
+    assert s.target.launch == ["mousepad"] and s.checks[0].source == "file"
+    (tmp_path / "page.html").write_text("<p id=x>hi</p>")
+    page = """
+    task: Read the page.
+    target: {app: chromium, page: page.html, view: {region: [0, 0, 800, 600]}}
+    scripts: {qwen2vl: [x]}
+    checks: [{dom: "#x", prop: textContent, equals: hi}]
+    """
+    s = load_scenario(write(tmp_path, page, "p.yaml"))
+    assert s.target.page == str((tmp_path / "page.html").resolve())  # beside the scenario file
+    assert s.target.view.region == (0, 0, 800, 600) and s.checks[0].label == "#x.textContent"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (" ready_window: class=mousepad,", "", "'launch' needs 'ready_window'"),
+        ("{launch: [mousepad],", "{app: chromium, launch: [mousepad],", "exactly one of 'app', 'launch'"),
+        ("{launch: [mousepad], ready_window: class=mousepad,", "{app: chromium,", "'page' (an HTML file)"),
+        ("{launch: [mousepad], ready_window: class=mousepad,", "{app: chromium, page: no.html,",
+         "target.page: no such file"),
+        ("screen: [1920, 1080]}", "screen: [1920, 1080], view: {window: x, region: [0, 0, 1, 1]}}",
+         "exactly one of 'window' or 'region'"),
+        ("{file: note.txt,", "{dom: '#x',", "checks.0: 'dom' checks need a page (app: chromium)"),
+        ("{file: note.txt,", "{file: ../etc/passwd,", "inside the run's work directory"),
+        ("{file: note.txt,", "{file: note.txt, path: a,", "exactly one of path, file, dom"),
+        ("{launch: [mousepad], ready_window: class=mousepad,", "{app: fixture,",
+         "checks.0: 'file' checks need a launched program"),
+    ],
+)
+def test_bad_real_app_scenarios_fail_with_one_line(tmp_path, old, new, message):
+    assert old in APP
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, APP.replace(old, new)))
+    assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_file_checks_read_exact_utf8_bytes(tmp_path):
+    from pixelpilot.scenarios.targets import OpenTarget
+
+    target = OpenTarget(device=None, state=None, workdir=tmp_path)  # type: ignore[arg-type]
+    checks = [Check.model_validate(c) for c in (
+        {"file": "a.txt", "equals": "Zoë — 東京 ✓\n"}, {"file": "b.txt", "equals": "x"},
+        {"file": "gone.txt", "exists": False}, {"file": "a.txt", "equals": "Zoë — 東京 ✓"},
+    )]  # fmt: skip
+    (tmp_path / "a.txt").write_bytes("Zoë — 東京 ✓\n".encode())
+    (tmp_path / "b.txt").write_bytes(b"x\xff")
+    results = [c.test(v) for c, v in zip(checks, target.read(checks), strict=True)]
+    assert [ok for ok, _ in results] == [True, False, True, False]
+    assert results[1][1] == "file b.txt: not UTF-8 (byte 0xff at offset 1)"
+    assert results[3][1] == "file a.txt == 'Zoë — 東京 ✓' (got 'Zoë — 東京 ✓\\n')"

@@ -11,6 +11,8 @@ __all__ = [
     "AndroidDevice",
     "DesktopDevice",
     "Device",
+    "DryRunDesktop",
+    "DryRunPhone",
     "Executed",
     "Observation",
     "RobotDevice",
@@ -19,6 +21,8 @@ __all__ = [
 _LAZY = {
     "AndroidDevice": "pixelpilot.tools.android",
     "DesktopDevice": "pixelpilot.tools.desktop",
+    "DryRunDesktop": "pixelpilot.tools.dryrun",
+    "DryRunPhone": "pixelpilot.tools.dryrun",
     "RobotDevice": "pixelpilot.tools.robot",
     "VirtualDisplay": "pixelpilot.tools.xvfb",
 }

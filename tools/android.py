@@ -30,7 +30,7 @@ import adbutils
 from adbutils._adb import AdbConnection
 from PIL import Image
 
-from pixelpilot.agent.actions import MOBILE_KINDS, Action, OpenApp, TypeText
+from pixelpilot.agent.actions import MOBILE_KINDS, Action, OpenApp, Point, TypeText
 from pixelpilot.agent.errors import (
     ActionRejected,
     ConfigError,
@@ -41,9 +41,17 @@ from pixelpilot.agent.errors import (
 )
 from pixelpilot.agent.geometry import ScreenGeometry
 from pixelpilot.tools.android_plan import ADB_KEYBOARD_HINT, Argv, plan, shell_line
-from pixelpilot.tools.base import Device, Executed, Observation
+from pixelpilot.tools.base import Device, Executed, Observation, TargetInfo
 
-__all__ = ["ADB_IME", "AndroidDevice", "adb_client", "find_adb", "parse_density", "parse_wm_size"]
+__all__ = [
+    "ADB_IME",
+    "AndroidDevice",
+    "adb_client",
+    "find_adb",
+    "parse_density",
+    "parse_focus",
+    "parse_wm_size",
+]
 
 ADB_IME = "com.android.adbkeyboard/.AdbIME"
 ImeMode = Literal["auto", "adbkeyboard", "input_text"]
@@ -64,6 +72,35 @@ def find_adb(adb_path: str | None = None) -> str:
         ) from None
 
 
+_NODE = re.compile(r"<node\b[^>]*>")
+_BOUNDS = re.compile(r'bounds="\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]"')
+
+
+def focused_password_boxes(xml: str) -> list[tuple[int, int, int, int]]:
+    """(x1, y1, x2, y2) of each focused password field in ``uiautomator dump`` XML: where
+    Android may show the last typed character in clear."""
+    out = []
+    for node in _NODE.findall(xml):
+        if 'password="true"' in node and 'focused="true"' in node:
+            m = _BOUNDS.search(node)
+            if m:
+                x1, y1, x2, y2 = (int(v) for v in m.groups())
+                out.append((x1, y1, x2, y2))
+    return out
+
+
+def blur_boxes(image: Image.Image, boxes: list[tuple[int, int, int, int]]) -> Image.Image:
+    """``image`` with each box (clipped to it) blurred past reading."""
+    from PIL import ImageFilter
+
+    for x1, y1, x2, y2 in boxes:
+        box = (max(0, x1), max(0, y1), min(image.width, x2), min(image.height, y2))
+        if box[0] < box[2] and box[1] < box[3]:
+            radius = max(4, (box[3] - box[1]) // 2)
+            image.paste(image.crop(box).filter(ImageFilter.GaussianBlur(radius)), box[:2])
+    return image
+
+
 def parse_wm_size(text: str) -> tuple[int, int]:
     """(width, height) from ``wm size``; an override size wins over the physical one."""
     found = dict(re.findall(r"(Physical|Override) size:\s*(\d+x\d+)", text))
@@ -72,6 +109,16 @@ def parse_wm_size(text: str) -> tuple[int, int]:
         raise DeviceError(f"cannot read the screen size from `wm size`: {text.strip()!r}")
     w, h = size.split("x")
     return int(w), int(h)
+
+
+_FOCUS = re.compile(r"m(?:CurrentFocus|FocusedApp)=\S+\{\S+ \S+ ([A-Za-z][\w.]*)/")
+
+
+def parse_focus(text: str) -> str | None:
+    """The foreground package in ``dumpsys window windows`` output (the window in focus, else
+    the focused app), e.g. ``mCurrentFocus=Window{5e1c2a7 u0 com.android.settings/.Settings}``."""
+    m = _FOCUS.search(text)
+    return m.group(1) if m else None
 
 
 def parse_density(text: str) -> int:
@@ -138,6 +185,9 @@ class AndroidDevice(Device):
     ``input text``. ``apps``: app names -> packages for open_app. ``screencap``: 'png' or 'raw'
     (no PNG encoding on the phone: faster on real devices, more bytes over the wire).
     ``timeout``: seconds any adb call may take beyond its gesture's own duration.
+    ``blur_passwords``: blur the focused password field in every screenshot, where a
+    ``uiautomator dump`` reports one (two more adb calls per observation; on when a run has
+    secrets).
     """
 
     kind = "mobile"
@@ -155,8 +205,10 @@ class AndroidDevice(Device):
         screencap: Literal["png", "raw"] = "png",
         timeout: float = 20.0,
         name: str | None = None,
+        blur_passwords: bool = False,
     ) -> None:
         self.serial = serial
+        self.blur_passwords = blur_passwords
         self.adb_path = adb_path
         self.adb_host = adb_host
         self.adb_port = adb_port or int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
@@ -309,13 +361,24 @@ class AndroidDevice(Device):
         geom = self.geometry
         if image.size != (geom.width, geom.height):  # rotated, or the size was changed
             self._geometry = geom = ScreenGeometry(*image.size, scale=geom.scale)
-        return Observation(image=image, geometry=geom, extra={"bytes": len(data)})
+        extra: dict[str, Any] = {"bytes": len(data)}
+        if self.blur_passwords:
+            try:  # after the capture: the field cannot move in between without a new frame
+                extra["blurred"] = boxes = focused_password_boxes(self.dump_ui())
+                image = blur_boxes(image, boxes)
+            except DeviceLost:
+                raise
+            except DeviceError as exc:  # no dump (an animation, a secure window): nothing known
+                extra["blurred"] = f"unknown: {exc}"
+        return Observation(image=image, geometry=geom, extra=extra)
 
     # -- execute ---------------------------------------------------------------------------------
     def _execute(self, action: Action) -> Executed:
         ime = self._use_ime() if isinstance(action, TypeText) else self.ime_active
         commands = plan(action, ime=ime, apps=self.apps)
-        for argv in commands:
+        for n, argv in enumerate(commands):
+            if n:
+                self._checkpoint()  # long text goes in chunks: the kill/pause switch acts between
             if isinstance(action, OpenApp):
                 self._open_app(argv)
             else:
@@ -330,6 +393,15 @@ class AndroidDevice(Device):
             raise ActionRejected(f"open_app: {argv[2]} is not installed on the device")
         if code != 0:
             raise DeviceError(f"{self.name}: `{shell_line(argv)}` failed with exit code {code}")
+
+    def foreground_package(self) -> str | None:
+        """The package of the app in the foreground (None when the phone does not say)."""
+        self._require_connected()
+        return parse_focus(self._sh(["dumpsys", "window", "windows"]))
+
+    def target_at(self, point: Point | None) -> TargetInfo:
+        """The foreground app: whatever the point, a phone acts on the app in front."""
+        return TargetInfo(package=self.foreground_package())
 
     def dump_ui(self) -> str:
         """The screen's view hierarchy as ``uiautomator dump`` XML (node texts and bounds)."""

@@ -7,16 +7,17 @@ map unexpected backend exceptions to ``DeviceError`` once, for every device.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from pixelpilot.agent.actions import Action, points
+from pixelpilot.agent.actions import Action, Point, points
 from pixelpilot.agent.errors import (
     DeviceError,
     DeviceNotConnected,
@@ -50,6 +51,26 @@ class Executed(BaseModel):
     note: str = ""
 
 
+class Interlock(Protocol):
+    """What a device consults during long actions (``RunControl`` is one): ``check`` raises
+    to abandon the action (kill or pause switch); ``sleep`` waits but raises the same way."""
+
+    def check(self) -> None: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What an action at a point would act on, as far as the device can tell (for policies):
+    the X11 window under the point or in focus (WM_CLASS instance and class, title), the
+    Android app in the foreground. None where the device does not know."""
+
+    window_class: tuple[str, ...] | None = None
+    window_title: str | None = None
+    package: str | None = None
+
+
 class Device(ABC):
     """A target the agent can see and act on. Use as a context manager."""
 
@@ -61,6 +82,10 @@ class Device(ABC):
     boxes: Callable[[], dict[str, list[int]]] | None = None
     """Set by whoever knows the target (e.g. a fixture app): element boxes in screen pixels,
     noted on each observation so a trajectory can be scored offline."""
+    interlock: Interlock | None = None
+    """Set by the loop for the length of a run: long actions call ``interlock.check()``
+    between chunks (typed text, drag steps) and waits sleep through ``interlock.sleep``, so
+    the kill and pause switches act within one chunk."""
 
     # -- public API: checks, timing, error mapping ----------------------------------------
     def open(self) -> Device:
@@ -84,6 +109,12 @@ class Device(ABC):
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def describe(self) -> dict[str, Any]:
+        """What a trajectory records about this device (run.json ``device``): name, kind,
+        supported action kinds; a backend adds what else it needs to be found again (the
+        desktop's observed ``view``)."""
+        return {"name": self.name, "kind": self.kind, "supported": sorted(self.supported)}
 
     def observe(self) -> Observation:
         """Wait for the screen to settle, capture it and return it with its geometry."""
@@ -112,18 +143,24 @@ class Device(ABC):
         for p in points(action):
             if p.space != "screen_px":
                 raise ValueError(f"device actions take screen_px points, got {p.space}")
-            if not geom.contains(int(p.x), int(p.y)):
+            finite = math.isfinite(p.x) and math.isfinite(p.y)
+            if not finite or not geom.contains(int(p.x), int(p.y)):
                 raise PointOutOfBounds(
                     f"point ({p.x:g}, {p.y:g}) is outside the {geom.width}x{geom.height} screen"
                 )
         t0 = time.perf_counter()
         with self._errors(f"execute {action.kind}"):
             if action.kind == "wait":
-                time.sleep(action.seconds)
+                self._sleep(action.seconds)
                 done = Executed(action=action, commands=[["sleep", action.seconds]])
             else:
                 done = self._execute(action)
         return done.model_copy(update={"seconds": time.perf_counter() - t0})
+
+    def target_at(self, point: Point | None) -> TargetInfo:
+        """What an action at ``point`` (screen_px; None: where the keyboard goes) would act on.
+        Devices that can tell override this; the default knows nothing."""
+        return TargetInfo()
 
     @property
     @abstractmethod
@@ -149,6 +186,17 @@ class Device(ABC):
             raise DeviceNotConnected(
                 f"{self.name} is not open; use it as a context manager or call open() first"
             )
+
+    def _checkpoint(self) -> None:
+        """Between the chunks of a long action: raises when the run's interlock says stop."""
+        if self.interlock is not None:
+            self.interlock.check()
+
+    def _sleep(self, seconds: float) -> None:
+        if self.interlock is not None:
+            self.interlock.sleep(seconds)
+        else:
+            time.sleep(seconds)
 
     def _errors(self, what: str) -> _ErrorMap:
         return _ErrorMap(self, what)

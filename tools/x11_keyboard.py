@@ -10,7 +10,11 @@ load, characters come out wrong or missing ("東京" -> "東"). ``KeyTyper`` avo
 2. only then are the keys pressed. The server sends MappingNotify to every client before the
    key events that follow it, so the app translates each key with the final map.
 Spare keycodes keep their mapping for later texts (a cache); they are reused, least recently
-used first, and restored on close. A text with more distinct characters than spare keycodes is
+used first, and restored on close. All the keycodes a chunk remaps change in ONE
+ChangeKeyboardMapping request (the unchanged keycodes between them are rewritten as they are),
+so every client gets one MappingNotify per chunk, not one per character: a window manager
+reloads its key bindings on each (openbox took seconds to work through one per character of a
+60-character text, and managed no new window meanwhile), and GTK and Chromium reload the keymap. A text with more distinct characters than spare keycodes is
 typed in chunks, and a chunk must not remap a key before the app has read the previous chunk:
 an app that handles the previous chunk's MappingNotify late fetches the map as it is THEN and
 would translate the previous keys with the next chunk's map (seen under CPU load: CJK text came
@@ -54,6 +58,9 @@ class KeyTyper:
             raise RuntimeError(f"X display {display_name} has no XTEST extension")
         lo, hi = self._d.display.info.min_keycode, self._d.display.info.max_keycode
         mapping = self._d.get_keyboard_mapping(lo, hi - lo + 1)
+        self._lo = lo
+        self._rows: list[list[int]] = [list(syms) for syms in mapping]
+        """The keyboard map as this typer left it: keysyms per keycode from ``lo``."""
         self._direct: dict[int, int] = {}
         spare: list[int] = []
         for keycode, syms in zip(range(lo, hi + 1), mapping, strict=True):
@@ -67,6 +74,8 @@ class KeyTyper:
         self._mapped: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode, LRU
         self._free = list(spare)
         self._evicted = False
+        self.remaps = 0
+        """How many times this typer changed the keyboard map (one per chunk that needed it)."""
 
     def type(self, text: str, between_chunks: Callable[[], None] | None = None) -> None:
         """Press and release one key per character; returns once the server has them all.
@@ -98,7 +107,7 @@ class KeyTyper:
             start = end
 
     def _keycodes(self, syms: list[int]) -> list[int]:
-        changed = False
+        changes: dict[int, int] = {}  # keycode -> its new keysym
         in_use = {self._mapped[s] for s in syms if s in self._mapped}
         codes = []
         for s in syms:
@@ -109,14 +118,25 @@ class KeyTyper:
                 self._mapped.move_to_end(s)
             else:
                 keycode = self._take(in_use)
-                self._d.change_keyboard_mapping(keycode, [(s, s)])
+                changes[keycode] = s
                 self._mapped[s] = keycode
                 in_use.add(keycode)
-                changed = True
             codes.append(self._mapped[s])
-        if changed:
+        if changes:
+            self._remap(changes)
             self._d.sync()  # the new map is in place (and announced) before any key below
         return codes
+
+    def _remap(self, changes: dict[int, int]) -> None:
+        """Map each keycode to its keysym (on both shift levels) in one request."""
+        width = max(2, len(self._rows[0]))
+        for keycode, sym in changes.items():
+            self._rows[keycode - self._lo] = [sym, sym] + [X.NoSymbol] * (width - 2)
+        first, last = min(changes), max(changes)
+        rows = [(list(r) + [X.NoSymbol] * width)[:width] for r in self._rows[first - self._lo :
+                                                                             last - self._lo + 1]]
+        self._d.change_keyboard_mapping(first, rows)
+        self.remaps += 1
 
     def _take(self, in_use: set[int]) -> int:
         if self._free:
@@ -133,8 +153,8 @@ class KeyTyper:
     def close(self) -> None:
         """Unmap the spare keycodes this typer used and close its connection."""
         try:
-            for keycode in self._mapped.values():
-                self._d.change_keyboard_mapping(keycode, [(X.NoSymbol, X.NoSymbol)])
-            self._d.sync()
+            if self._mapped:
+                self._remap(dict.fromkeys(self._mapped.values(), X.NoSymbol))
+                self._d.sync()
         finally:
             self._d.close()

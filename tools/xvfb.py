@@ -11,6 +11,11 @@ local users cannot connect to it. The cookies live in one private Xauthority fil
 (``VirtualDisplay.env`` names it; ``ensure_display`` exports it while its server runs), never
 in ``~/.Xauthority``. ``ensure_xauthority`` makes sure some Xauthority file exists for displays
 started elsewhere: python-xlib (and so pyautogui) refuses to connect without one.
+
+``wm="openbox"`` also runs a window manager on the server, so windows get decorations, focus
+and stacking as on a desktop (dialogs over their parent, a click focuses and raises). It uses
+pixelpilot's own openbox configuration (``data/openbox-rc.xml``): openbox's defaults, minus
+every key binding, so no key the agent presses is taken by the window manager.
 """
 
 from __future__ import annotations
@@ -25,14 +30,29 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import IO
+from pathlib import Path
+from typing import IO, Literal
 
 from pixelpilot.agent.errors import ConfigError, DeviceError
 from pixelpilot.tools._process import terminate
 
-__all__ = ["VirtualDisplay", "ensure_display", "ensure_xauthority", "xvfb_available"]
+__all__ = [
+    "VirtualDisplay",
+    "default_wm",
+    "ensure_display",
+    "ensure_xauthority",
+    "xvfb_available",
+]
 
 INSTALL_HINT = "install it with: apt-get install xvfb xauth"
+WindowManager = Literal["openbox"]
+OPENBOX_RC = Path(__file__).parent / "data" / "openbox-rc.xml"
+
+
+def default_wm() -> WindowManager | None:
+    """The window manager virtual displays get: openbox when installed (scripts/setup.sh
+    installs it), else none."""
+    return "openbox" if shutil.which("openbox") else None
 
 
 def xvfb_available() -> bool:
@@ -112,12 +132,17 @@ class VirtualDisplay:
         *,
         timeout: float = 10.0,
         extra_args: tuple[str, ...] = (),
+        wm: WindowManager | None = None,
     ) -> None:
         if width <= 0 or height <= 0 or depth not in (8, 16, 24, 32):
             raise ConfigError(f"bad virtual display {width}x{height}x{depth}")
+        if wm not in (None, "openbox"):
+            raise ConfigError(f"unknown window manager {wm!r}; pixelpilot runs openbox")
         self.width, self.height, self.depth = width, height, depth
         self.timeout = timeout
         self.extra_args = tuple(extra_args)
+        self.wm = wm
+        self._wm_proc: subprocess.Popen[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._number: int | None = None
@@ -165,7 +190,41 @@ class VirtualDisplay:
             raise
         finally:
             os.close(read_fd)
+        if self.wm is not None:
+            try:
+                self._start_wm()
+            except BaseException:
+                self.stop()
+                raise
         return self
+
+    def _start_wm(self) -> None:
+        """Start openbox and return once it manages the screen (it has set the root's
+        _NET_SUPPORTING_WM_CHECK)."""
+        exe = shutil.which("openbox")
+        if exe is None:
+            raise ConfigError("openbox is not installed; install it with: apt-get install openbox")
+        env = {**os.environ, **self.env}
+        assert self._log is not None
+        self._wm_proc = subprocess.Popen(
+            [exe, "--sm-disable", "--config-file", str(OPENBOX_RC)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.timeout
+        while True:
+            probe = subprocess.run(
+                ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if "window id" in probe.stdout:
+                return
+            if self._wm_proc.poll() is not None or time.monotonic() > deadline:
+                raise DeviceError(f"openbox did not start: {self._log_tail()}")
+            time.sleep(0.02)
 
     def _read_number(self, fd: int) -> int:
         deadline = time.monotonic() + self.timeout
@@ -188,7 +247,10 @@ class VirtualDisplay:
         return int(data.strip())
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
+        """Stop the window manager and the server (SIGTERM, then SIGKILL after 5 s). Safe to
+        call twice."""
+        wm, self._wm_proc = self._wm_proc, None
+        terminate(wm, timeout=5)
         proc, self._proc = self._proc, None
         terminate(proc, timeout=5)
         if self._log is not None:
@@ -235,8 +297,11 @@ class VirtualDisplay:
 
 
 @contextlib.contextmanager
-def ensure_display(width: int = 1280, height: int = 800) -> Iterator[str]:
-    """Yield a usable X display name: ``$DISPLAY`` when set, else a private Xvfb.
+def ensure_display(
+    width: int = 1280, height: int = 800, wm: WindowManager | None = None
+) -> Iterator[str]:
+    """Yield a usable X display name: ``$DISPLAY`` when set, else a private Xvfb (running the
+    window manager ``wm``, if given).
 
     While a private server runs, ``os.environ`` holds its ``DISPLAY`` and ``XAUTHORITY`` (so
     child processes and pyautogui, which binds the display when imported, use it); both are
@@ -247,7 +312,7 @@ def ensure_display(width: int = 1280, height: int = 800) -> Iterator[str]:
         ensure_xauthority()
         yield current
         return
-    with VirtualDisplay(width, height) as vd:
+    with VirtualDisplay(width, height, wm=wm) as vd:
         saved = {k: os.environ.get(k) for k in vd.env}
         os.environ.update(vd.env)
         try:

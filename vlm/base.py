@@ -95,6 +95,8 @@ class Prompt:
     continue_final: bool = False
     stop: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    """What the prompt was built for ({"dialect": name, "ctx": StepContext}): for records and
+    test-only oracle backends; a real backend never reads it."""
 
     @property
     def images(self) -> list[Any]:

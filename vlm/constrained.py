@@ -40,7 +40,9 @@ _LOCK = threading.Lock()
 _TOKENIZERS: OrderedDict[tuple[int, int], tuple[Any, llguidance.LLTokenizer, frozenset[int]]] = (
     OrderedDict()
 )
-_MATCHERS: OrderedDict[tuple[int, str], llguidance.LLMatcher] = OrderedDict()
+_MATCHERS: OrderedDict[tuple[int, str], tuple[llguidance.LLTokenizer, llguidance.LLMatcher]] = (
+    OrderedDict()
+)
 _MAX_TOKENIZERS = 4
 _MAX_MATCHERS = 128
 
@@ -92,18 +94,21 @@ def _cached_tokenizer(
 
 
 def _compiled(llt: llguidance.LLTokenizer, grammar: str) -> llguidance.LLMatcher:
-    """A fresh matcher for ``grammar``: a deep copy of the one compiled per (tokenizer, grammar)."""
+    """A fresh matcher for ``grammar``: a deep copy of the one compiled per (tokenizer, grammar).
+
+    The entry keeps its tokenizer alive and is used only for that very object: an id alone
+    can be reused by a later tokenizer of another vocabulary size (a wrong-size mask)."""
     key = (id(llt), grammar)
     with _LOCK:
-        m = _MATCHERS.get(key)
-        if m is not None:
+        hit = _MATCHERS.get(key)
+        if hit is not None and hit[0] is llt:
             _MATCHERS.move_to_end(key)
-            return m.deep_copy()
+            return hit[1].deep_copy()
     m = llguidance.LLMatcher(llt, grammar, log_level=0)
     if m.is_error():
         raise ConfigError(f"the decoding grammar does not compile: {_first_line(m.get_error())}")
     with _LOCK:
-        _MATCHERS[key] = m
+        _MATCHERS[key] = (llt, m)
         while len(_MATCHERS) > _MAX_MATCHERS:
             _MATCHERS.popitem(last=False)
     return m.deep_copy()

@@ -24,13 +24,18 @@ class ScriptedModel(VisionModel):
         if pixels is not None:  # the budget the scripted (resized_px) points assume
             self.pixels = pixels
         self.prompts: list[Prompt] = []
+        self.skipped = 0
 
     @property
     def remaining(self) -> int:
-        return len(self.outputs) - len(self.prompts)
+        return len(self.outputs) - self.skipped - len(self.prompts)
+
+    def skip(self, n: int) -> None:
+        """Go on after the first ``n`` outputs (those a resumed run's record already used)."""
+        self.skipped += max(0, n)
 
     def _generate(self, prompt: Prompt) -> Generation:
-        i = len(self.prompts)
+        i = self.skipped + len(self.prompts)
         if i >= len(self.outputs):
             raise ScriptExhausted(
                 f"{self.name}: asked for output {i + 1} but the script holds {len(self.outputs)}; "

@@ -49,7 +49,7 @@ class LegacyDialect(Dialect):
             grammar=self.grammar(ctx),
             json_form=self.json_form(ctx),
             sampling=self.sampling,
-            meta={"dialect": self.name},
+            meta={"dialect": self.name, "ctx": ctx},
         )
 
     def cached(self, key: tuple[Any, ...], build: Any) -> str:

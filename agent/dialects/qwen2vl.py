@@ -7,7 +7,8 @@ qwen-agent 0.0.15 = QwenLM/Qwen-Agent@c0349d064a1924866788ab9aa04a4e4ecea8d041):
 
 - system: Qwen-Agent's default system message ``You are a helpful assistant.``, then
   ``\\n\\n`` and the tool block (``# Tools`` ... one ``### name`` description per tool ... the
-  ``✿FUNCTION✿``/``✿ARGS✿``/``✿RESULT✿``/``✿RETURN✿`` format lines, non-parallel, English);
+  ``✿FUNCTION✿``/``✿ARGS✿``/``✿RESULT✿``/``✿RETURN✿`` format lines, non-parallel; in Chinese
+  when the task holds a CJK ideograph, as Qwen-Agent decides);
 - user: the task, then the first screenshot;
 - from the second step on, ONE assistant turn that the model continues: each earlier call
   (``✿FUNCTION✿: name\\n✿ARGS✿: {...}``, after its thought) followed by its result
@@ -57,19 +58,37 @@ __all__ = ["DEFAULT_SYSTEM", "Qwen2VLDialect", "tool_block"]
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 """``DEFAULT_SYSTEM_MESSAGE`` of qwen_agent/llm/schema.py (qwen-agent <= 0.0.15)."""
-# qwen_agent/llm/fncall_prompts/qwen_fncall_prompt.py: FN_CALL_TEMPLATE['en'],
-# get_function_description (lang 'en', name_for_human = name_for_model = name)
-_TOOL_DESC = "### {name}\n\n{name}: {description} Parameters: {parameters} {args_format}"
-_ARGS_FORMAT = "Format the arguments as a JSON object."
-_INFO = "# Tools\n\n## You have access to the following tools:\n\n{tool_descs}"
-_FMT = (
-    "## When you need to call a tool, please insert the following command in your reply, "
-    "which can be called zero or multiple times according to your needs:\n\n"
-    f"{FN_NAME}: The tool to use, should be one of [{{tool_names}}]\n"
-    f"{FN_ARGS}: The input of the tool\n"
-    f"{FN_RESULT}: Tool results\n"
-    f"{FN_EXIT}: Reply based on tool results. Images need to be rendered as ![](url)"
-)
+# qwen_agent/llm/fncall_prompts/qwen_fncall_prompt.py: FN_CALL_TEMPLATE['en'|'zh'] (non-parallel),
+# get_function_description (name_for_human = name_for_model = name). Qwen-Agent writes the
+# Chinese block when a system or user message holds a CJK ideograph (has_chinese_messages,
+# qwen_agent/utils/utils.py: [\u4e00-\u9fff]); here that is the task.
+_TOOL_DESC = {
+    "en": "### {name}\n\n{name}: {description} Parameters: {parameters} {args_format}",
+    "zh": "### {name}\n\n{name}: {description} 输入参数：{parameters} {args_format}",
+}
+_ARGS_FORMAT = {"en": "Format the arguments as a JSON object.", "zh": "此工具的输入应为JSON对象。"}
+_INFO = {
+    "en": "# Tools\n\n## You have access to the following tools:\n\n{tool_descs}",
+    "zh": "# 工具\n\n## 你拥有如下工具：\n\n{tool_descs}",
+}
+_FMT = {
+    "en": (
+        "## When you need to call a tool, please insert the following command in your reply, "
+        "which can be called zero or multiple times according to your needs:\n\n"
+        f"{FN_NAME}: The tool to use, should be one of [{{tool_names}}]\n"
+        f"{FN_ARGS}: The input of the tool\n"
+        f"{FN_RESULT}: Tool results\n"
+        f"{FN_EXIT}: Reply based on tool results. Images need to be rendered as ![](url)"
+    ),
+    "zh": (
+        "## 你可以在回复中插入零次、一次或多次以下命令以调用工具：\n\n"
+        f"{FN_NAME}: 工具名称，必须是[{{tool_names}}]之一。\n"
+        f"{FN_ARGS}: 工具输入\n"
+        f"{FN_RESULT}: 工具结果\n"
+        f"{FN_EXIT}: 根据工具结果进行回复，需将图片用![](url)渲染出来"
+    ),
+}
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 _NUM = r"(-?\d{1,12}(?:\.\d{1,12})?)"
 _PAIR = rf"\(\s{{0,8}}{_NUM}\s{{0,8}},\s{{0,8}}{_NUM}\s{{0,8}}\)"
@@ -83,19 +102,21 @@ _BARE_LIMIT = 300
 """A grounding answer without its special tokens is short: ``label(x1,y1),(x2,y2)``."""
 
 
-def tool_block(verbs: Sequence[Verb]) -> str:
-    """Qwen-Agent's tool system text for ``verbs`` (points 0..1000)."""
+def tool_block(verbs: Sequence[Verb], lang: str = "en") -> str:
+    """Qwen-Agent's tool system text for ``verbs`` (points 0..1000), in ``lang`` (en, zh)."""
     descs = "\n\n".join(
-        _TOOL_DESC.format(
+        _TOOL_DESC[lang]
+        .format(
             name=v.name,
             description=v.description,
             parameters=json.dumps(parameters(v, 1000), ensure_ascii=False),
-            args_format=_ARGS_FORMAT,
-        ).rstrip()
+            args_format=_ARGS_FORMAT[lang],
+        )
+        .rstrip()
         for v in verbs
     )
     names = ",".join(v.name for v in verbs)
-    return _INFO.format(tool_descs=descs) + "\n\n" + _FMT.format(tool_names=names)
+    return _INFO[lang].format(tool_descs=descs) + "\n\n" + _FMT[lang].format(tool_names=names)
 
 
 class Qwen2VLDialect(TableDialect):
@@ -119,9 +140,9 @@ class Qwen2VLDialect(TableDialect):
         ctx: StepContext,
         feedback: str | None = None,
     ) -> Prompt:
-        system = Message(
-            "system", [text(DEFAULT_SYSTEM), text("\n\n" + tool_block(self.offered_verbs(ctx)))]
-        )
+        lang = "zh" if _CJK.search(task) else "en"
+        block = tool_block(self.offered_verbs(ctx), lang)
+        system = Message("system", [text(DEFAULT_SYSTEM), text("\n\n" + block)])
         shots = screenshots(history, image)
         user: list[dict[str, Any]] = [text(task)]
         if shots[0] is not None:
@@ -139,7 +160,7 @@ class Qwen2VLDialect(TableDialect):
             sampling=self.sampling,
             continue_final=bool(history),
             stop=STOP_WORDS,
-            meta={"dialect": self.name},
+            meta={"dialect": self.name, "ctx": ctx},
         )
 
     def _assistant(

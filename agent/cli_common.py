@@ -1,0 +1,52 @@
+"""What every ``pixelpilot`` subcommand shares: the console, the one-line step report and the
+virtual display (with the window manager) that commands start when ``DISPLAY`` is not set."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from pixelpilot.agent.actions import points
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+def describe_step(step: Any) -> str:
+    """A step's action in one line of rich markup: kind, text or keys, points in pixels."""
+    a, d = step.action, step.device_action
+    where = " ".join(f"({p.x:g},{p.y:g})px" for p in points(d))
+    extra = ""
+    if a.kind == "type":
+        extra = f" {a.text!r}"
+    elif a.kind == "hotkey":
+        extra = " " + "+".join(a.keys)
+    elif a.kind == "finish":
+        extra = f" {a.status} {a.answer!r}" if a.answer else f" {a.status}"
+    return f"[bold]{a.kind}[/]{escape(extra)} {where}".rstrip()
+
+
+def progress(step: Any) -> None:
+    """One line per step: what was done, where, how long each stage took."""
+    t = step.timings
+    retry = f" [red]{step.retries} rejected[/]" if step.retries else ""
+    if step.error:
+        what = f"[red]error: {escape(step.error)}[/]"
+    elif step.action is None:
+        last = step.attempts[-1].error if step.attempts else ""
+        what = f"[red]no valid action[/] ({escape(last or '')})"
+    else:
+        what = describe_step(step)
+    stages = " ".join(
+        f"{k} {t.get(k, 0) * 1000:.0f}ms" for k in ("capture", "generate", "parse", "execute")
+    )
+    out.print(f"step {step.index:>2}  {what}{retry}  [dim]{stages}[/]")
+
+
+def display(width: int, height: int) -> contextlib.AbstractContextManager[Any]:
+    """A virtual display of this size with the window manager, unless ``DISPLAY`` is set."""
+    from pixelpilot.tools.xvfb import default_wm, ensure_display
+
+    return ensure_display(width, height, wm=default_wm())
