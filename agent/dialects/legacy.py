@@ -1,5 +1,5 @@
-"""The base of the families not yet ported to the table engine (qwen25vl, uitars, osatlas,
-showui): their own system prompt and parser, the plain chat layout (``layout.chat_layout``).
+"""The base of the families not yet ported to the table engine (uitars, osatlas, showui):
+their own system prompt and parser, the plain chat layout (``layout.chat_layout``).
 
 Transitional: each family moves onto ``engine.TableDialect`` with its official layout.
 """
