@@ -65,7 +65,8 @@ NOTE = "Note: {note}; "
 """A project addition: what pixelpilot says about an earlier step, after its entry."""
 ARGS_FORMAT = "Format the arguments as a JSON object."
 """qwen-agent 0.0.15 ``BaseTool.function``'s ``args_format`` (English)."""
-# qwen_agent/llm/fncall_prompts/nous_fncall_prompt.py FN_CALL_TEMPLATE (qwen-agent 0.0.15)
+# QwenLM/Qwen-Agent qwen_agent/llm/fncall_prompts/nous_fncall_prompt.py FN_CALL_TEMPLATE
+# @ c0349d064a1924866788ab9aa04a4e4ecea8d041 (= PyPI qwen-agent 0.0.15; unchanged to 0.0.34)
 TOOLS = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
