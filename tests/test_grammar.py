@@ -313,14 +313,16 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "qwen25vl": [
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [1933, 5]}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [5, 1093]}}\n</tool_call>'),
-        ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click"}}\n</tool_call>'),
+        ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "mouse_move"}}\n</tool_call>'),
+        ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [5.1234, 5]}}\n</tool_call>'),
+        ("desktop", 'x < y\n<tool_call>\n{"name": "computer_use", "arguments": {"action": "wait", "time": 1}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "scroll", "pixels": 0}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "terminate"}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [5, 5]}}\n</tool_call>'),
         ("desktop", '<tool_call>{"name": "computer_use", "arguments": {"action": "wait", "time": 1}}</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "type", "text": "</tool_call>"}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [5, 5]}}\n</tool_call>\n<tool_call>'),
-        ("mobile", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "key", "text": "volume_up"}}\n</tool_call>'),
+        ("mobile", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "key", "text": "hyperdrive"}}\n</tool_call>'),
         ("mobile", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "system_button", "button": "Power"}}\n</tool_call>'),
         ("robot", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "wait", "time": 1}}\n</tool_call>'),
     ],
@@ -524,15 +526,21 @@ def test_rejected_token_and_bad_sizes_are_clear_errors(qwen_tok: Any, small_tok:
 
 
 def test_forced_tokens_are_the_markers(qwen_tok: Any) -> None:
+    """After ``<tool_call>`` (a thought may come first, so it is not forced) the grammar forces
+    the JSON up to the tool name."""
     c = GrammarConstraint(
         get_dialect("qwen25vl").grammar(CONTEXTS["robot"]), qwen_tok, QWEN_VOCAB_SIZE
     )
+    assert c.forced() == []
+    for t in qwen_tok.encode("<tool_call>", add_special_tokens=False):
+        c.advance(t)
+    prefix = list(c.tokens)
     forced = c.forced()
-    assert qwen_tok.decode(forced).startswith('<tool_call>\n{"name":')
-    assert c.tokens == []  # forced() does not consume
+    assert qwen_tok.decode(forced).startswith('\n{"name":')
+    assert c.tokens == prefix  # forced() does not consume
     for t in forced:
         c.advance(t)
-    assert c.tokens == forced
+    assert c.tokens == prefix + forced
 
 
 # -- pieces -------------------------------------------------------------------------------------
