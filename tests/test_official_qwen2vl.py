@@ -411,6 +411,12 @@ TOLERATED = [
     ('\n\nI will tap it.  \n\n✿FUNCTION✿: tap\n✿ARGS✿: {"point": [1, 2]}', "mobile"),
     (":Done.\n✿FUNCTION✿: finish\n✿ARGS✿: {}", "mobile"),
     ('✿FUNCTION✿: click\n✿ARGS✿: {"point":[1,2]}\n✿RESULT✿: ok\n✿RETURN✿: ', "desktop"),
+    # cut by the token budget in a second call (never run): the first call is whole
+    (
+        '✿FUNCTION✿: click\n✿ARGS✿: {"point": [1, 2]}\n✿FUNCTION✿: type\n✿ARGS✿: {"text": "ab',
+        "desktop",
+    ),
+    ('✿FUNCTION✿: click\n✿ARGS✿: {"point": [1, 2]}\n✿FUN', "desktop"),
 ]
 
 
