@@ -14,11 +14,14 @@ from pathlib import Path
 import psutil
 import yaml
 
+from pixelpilot.agent.cli import main
 from pixelpilot.agent.trajectory import load_trajectory
 from pixelpilot.agent.workers import Job, JobBook, JobResult, run_jobs
 from pixelpilot.envs.dom_oracle import DomOracle
 from pixelpilot.envs.miniwob_bench import BenchConfig, run_bench
 from pixelpilot.envs.miniwob_slot import MiniWoBSlotFactory, episode_results, miniwob_jobs
+from pixelpilot.scenarios.runner import run_scenario
+from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
 from pixelpilot.tools import locks
 
 SMALL = (640, 480)
@@ -212,3 +215,30 @@ def test_an_episode_over_its_time_limit_is_recorded_as_timeout(tmp_path):
     for e in data["episodes"]:  # the stopped run closed its trajectory
         traj = load_trajectory(e["trajectory"])
         assert 1 <= len(traj.steps) < 4 and traj.result is not None
+
+
+def test_scenario_test_with_two_workers_matches_one_process(display, tmp_path):
+    files = [
+        BUILTIN_DIR / "desktop" / "click_submit.yaml",
+        BUILTIN_DIR / "desktop" / "type_unicode.yaml",
+    ]
+    one = {}
+    for f in files:  # one process, the session's display
+        s = load_scenario(f)
+        for o in run_scenario(s, out_dir=tmp_path / "one"):
+            actions = [st.action.model_dump() for st in load_trajectory(o.result.trajectory).steps]
+            one[f"{o.scenario}-{o.dialect}"] = (o.passed, o.result.status, actions)
+    assert len(one) == 6 and all(passed for passed, _, _ in one.values())
+    code = main(
+        ["scenario", "test", *map(str, files), "--workers", "2", "--out", str(tmp_path / "two")]
+    )
+    assert code == 0
+    (folder,) = (tmp_path / "two").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["failed"], summary["total"], summary["finished"]) == (0, 6, 6)
+    two = {}
+    for r in summary["runs"]:
+        actions = [st.action.model_dump() for st in load_trajectory(folder / r["trajectory"]).steps]
+        two[r["job_id"]] = (r["payload"]["passed"], r["payload"]["status"], actions)
+    assert two == one
+    assert {r["worker"] for r in summary["runs"]} == {0, 1}
