@@ -33,6 +33,7 @@ from pixelpilot.agent.cli_control import (
     listening,
 )
 from pixelpilot.agent.cli_model import model_app
+from pixelpilot.agent.cli_prompt import prompt_command
 from pixelpilot.agent.cli_scenario import run_files, scenario_app
 from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
@@ -48,6 +49,7 @@ app = typer.Typer(
 )
 app.add_typer(scenario_app, name="scenario")
 register_trajectory_commands(app)  # view, eval, export, replay
+model_app.command("prompt")(prompt_command)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.command("batch")(batch)
