@@ -44,7 +44,7 @@ MAX_OPEN_FAILURES = 2
 fails for the user's reason, a missing browser say, ends the run at once)."""
 
 
-@dataclass
+@dataclass(eq=False)  # a worker is itself: compared by identity
 class _Worker:
     index: int
     proc: Any
