@@ -88,7 +88,7 @@ def test_generate_against_transformers_serve(tiny_server: TransformersServe) -> 
 
 
 def test_reference_without_model_uses_the_served_one(tiny_server: TransformersServe) -> None:
-    model = from_reference(f"{tiny_server.url}/v1", pixels=BUDGET, max_tokens=4)
+    model = from_reference(tiny_server.url, pixels=BUDGET, max_tokens=4)
     assert model.model == "" and model.name.endswith("#?")
     gen = model.generate(get_dialect("uitars").build_prompt("Click", [], screenshot(), CTX))
     assert model.model == tiny_server.model  # transformers serve lists the model directory
