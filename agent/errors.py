@@ -12,6 +12,7 @@
     ├── DeviceError                the target's fault: named, with what to do
     │   ├── DeviceNotConnected     used before connect() or after close()
     │   ├── DeviceLost             the display/device went away mid-run
+    │   ├── DeviceBusy             another pixelpilot process holds the display/device
     │   ├── UnsupportedAction      this device cannot do that kind of action
     │   └── FailSafeTriggered      pyautogui's corner fail-safe fired: the human took over
     ├── ModelError                 the model backend failed (not its output: the backend)
@@ -29,6 +30,7 @@ __all__ = [
     "ActionDenied",
     "ActionRejected",
     "ConfigError",
+    "DeviceBusy",
     "DeviceError",
     "DeviceLost",
     "DeviceNotConnected",
@@ -94,6 +96,10 @@ class DeviceNotConnected(DeviceError):
 
 class DeviceLost(DeviceError):
     """The device (display, phone, simulator) went away during the run."""
+
+
+class DeviceBusy(DeviceError):
+    """Another pixelpilot process (a worker, a run) holds this display or device."""
 
 
 class UnsupportedAction(DeviceError):

@@ -34,6 +34,7 @@ __all__ = [
     "BenchConfig",
     "EpisodeResult",
     "Observe",
+    "episode_folder",
     "overhead_parts",
     "resolve_tasks",
     "run_bench",
@@ -121,6 +122,10 @@ class EpisodeResult:
     overhead: list[dict[str, float]] = field(default_factory=list)
     """Per step, seconds of SDK work by part (see ``overhead_parts``)."""
     trajectory: str | None = None
+    retried: bool = False
+    """Run a second time because its environment died the first time (parallel runs)."""
+    worker: int | None = None
+    """The worker that ran it (parallel runs)."""
 
 
 OVERHEAD_PARTS = ("capture", "image", "prompt", "parse", "execute", "record")
@@ -209,13 +214,24 @@ def _view(observe: Observe, env: MiniWoBEnv) -> dict[str, Any]:
     return {"window": f"class={WINDOW_CLASS}"}
 
 
+def episode_folder(task: str, index: int) -> str:
+    """An episode's trajectory folder under the run's ``episodes/`` directory."""
+    return f"{task}/{index:03d}"
+
+
 def _agent_episode(
-    cfg: BenchConfig, env: MiniWoBEnv, model: Any, device: Any, ep: Episode, i: int
+    cfg: BenchConfig,
+    env: MiniWoBEnv,
+    model: Any,
+    device: Any,
+    ep: Episode,
+    i: int,
+    folder: Path | None = None,
 ) -> EpisodeResult:
     from pixelpilot.agent.loop import Agent, Budgets
     from pixelpilot.agent.trajectory import DirectoryRecorder
 
-    folder = cfg.out / "episodes" / ep.task / f"{i:03d}"
+    folder = folder or cfg.out / "episodes" / episode_folder(ep.task, i)
     overhead: list[dict[str, float]] = []
     waited = getattr(device, "waited", {})
     policy = EndedPolicy(env)
