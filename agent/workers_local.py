@@ -11,6 +11,7 @@ trajectory), then SIGKILL after ``GRACE_S``.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import time
@@ -21,19 +22,21 @@ from typing import Any
 
 import psutil
 
-from pixelpilot.agent.errors import ConfigError, DeviceError
-from pixelpilot.agent.workers import (
-    GRACE_S,
+from pixelpilot.agent.errors import ConfigError, DeviceError, UserError
+from pixelpilot.agent.jobs import (
     Job,
     JobBook,
     JobResult,
     RunInterrupted,
+    Slot,
     SlotFactory,
-    spawn_context,
-    worker_main,
+    one_line,
 )
 
-__all__ = ["LocalPool"]
+__all__ = ["GRACE_S", "LocalPool", "worker_main"]
+
+GRACE_S = 10.0
+"""How long a stopped worker has to close its environment before it is killed."""
 
 MAX_OPEN_FAILURES = 3
 """Failed environment starts, beyond one per worker, before the run gives up (it gives up at
@@ -80,7 +83,7 @@ class LocalPool:
         self.workers: list[_Worker] = []
         self.open_failures = 0
         self.ever_ready = False
-        self._ctx = spawn_context()
+        self._ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per worker
 
     def __enter__(self) -> LocalPool:
         return self
@@ -270,3 +273,69 @@ class LocalPool:
         for w in list(self.workers):
             w.proc.join(timeout=max(0.1, deadline - time.monotonic()))
             self._drop(w)
+
+
+# -- the worker process ----------------------------------------------------------------------
+def worker_main(index: int, factory: SlotFactory, out_dir: str, conn: Connection) -> None:
+    """A worker process: build and open the slot, then run the jobs the driver sends until it
+    says stop. SIGINT is the driver's to handle; SIGTERM ends the job in flight as interrupted
+    (the agent loop closes its trajectory) and the worker after it."""
+    stopping = False
+
+    def on_term(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_term)
+    slot: Slot | None = None
+    try:
+        slot = factory.build(index)
+        slot.worker = index
+        try:
+            slot.open()
+        except Exception as exc:
+            conn.send(("open-failed", isinstance(exc, UserError), one_line(exc)))
+            return
+        conn.send(("ready", os.getpid()))
+        while not stopping:
+            message = conn.recv()
+            if message[0] != "job":
+                break
+            job = Job.from_dict(message[1])
+            result, lost = _run_one(slot, job, Path(out_dir), index)
+            if stopping:
+                result.status = "interrupted"
+            conn.send(("result", result.to_dict(), lost or result.status == "crashed"))
+            if lost and not stopping:
+                slot.restart()  # SlotLost (or any failure) ends this process: it is replaced
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the slot close in peace
+        if slot is not None:
+            with contextlib.suppress(Exception):
+                slot.close()
+
+
+def _run_one(slot: Slot, job: Job, out_dir: Path, index: int) -> tuple[JobResult, bool]:
+    """Run one job; (its result, whether the environment died under it). A job that raised
+    is ``crashed``; the driver retries it as it does a job whose environment died."""
+    t0 = time.monotonic()
+    try:
+        result = slot.run(job, out_dir)
+    except Exception as exc:
+        result = JobResult(job.id, status="crashed", error=one_line(exc))
+    try:
+        lost = not slot.healthy()
+    except Exception:
+        lost = True
+    if lost and result.status == "ok":
+        result.status, result.error = "crashed", "the environment died during the job"
+    if result.trajectory is None and (out_dir / job.folder).is_dir():
+        result.trajectory = job.folder
+    result.attempt, result.worker = job.attempt, index
+    result.seconds = time.monotonic() - t0
+    return result, lost

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pixelpilot.agent.geometry import PixelBudget
-from pixelpilot.agent.workers import Job, JobResult, Slot, SlotFactory, SlotLost
+from pixelpilot.agent.jobs import Job, JobResult, Slot, SlotFactory, SlotLost
 from pixelpilot.envs.miniwob_bench import (
     BenchConfig,
     EpisodeResult,
