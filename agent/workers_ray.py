@@ -33,17 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.agent.errors import ConfigError, DeviceError
-from pixelpilot.agent.workers import (
-    GRACE_S,
+from pixelpilot.agent.jobs import (
     Job,
     JobBook,
     JobResult,
     RunInterrupted,
     Slot,
     SlotFactory,
-    _run_one,
     one_line,
 )
+from pixelpilot.agent.workers_local import GRACE_S, _run_one
 
 __all__ = ["RAY_HINT", "SlotActor", "run_book"]
 
@@ -360,6 +359,26 @@ def _why(exc: BaseException) -> str:
     return text[:300]
 
 
+def _reachable(address: str | None) -> None:
+    """ConfigError at once when ``HOST:PORT`` (or ``ray://HOST:PORT``) does not answer: Ray
+    itself waits minutes for a cluster that is not there."""
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(
+            f"bad Ray address {address!r}; write HOST:PORT (the head's GCS port, 6379 by "
+            "default), ray://HOST:10001 or auto"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            "'ray start --head' there, or fix --ray ADDRESS"
+        ) from None
+
+
 def run_book(
     book: JobBook,
     factory: SlotFactory,
@@ -374,6 +393,7 @@ def run_book(
     ray = _ray()
     started = not ray.is_initialized()
     if started:
+        _reachable(address)
         try:
             ray.init(
                 address=address, include_dashboard=False, log_to_driver=False,
