@@ -69,6 +69,22 @@ def miniwob(
         bool, typer.Option("--list", help="List tasks and suites, then exit.")
     ] = False,
     reports: Annotated[bool, typer.Option(help="Write each episode's HTML report.")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Run episodes in this many worker processes, each with its own virtual "
+            "display, Chromium and model (docs/parallel.md).",
+        ),
+    ] = 1,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="With --workers > 1: an episode running longer is recorded as timeout and "
+            "its worker replaced (default: --max-seconds + 60).",
+        ),
+    ] = None,
 ) -> None:
     """Run MiniWoB++ episodes through the real agent loop on Chromium, scored by MiniWoB's own
     reward: a table per task, JSON, every episode's trajectory and an HTML index."""
@@ -100,6 +116,13 @@ def miniwob(
         episode_seconds=episode_seconds, out=folder,
     )  # fmt: skip
     pixels = PixelBudget(min_pixels, max_pixels) if max_pixels is not None else None
+    if workers > 1:
+        if model != ORACLE:  # a bad reference fails before a worker starts
+            from pixelpilot.vlm.registry import check_reference
+
+            check_reference(model)
+        _run_parallel(cfg, model, pixels, size, reports, workers, timeout or max_seconds + 60)
+        return
     loaded = None
     if model != ORACLE:  # a bad reference fails before a browser starts
         from pixelpilot.vlm.registry import load_model
@@ -125,25 +148,16 @@ def _run(
 ) -> None:
     """Start the display and the browser, run with progress, print the table, write files.
     ``model`` is the loaded model, or None for the DOM oracle (it needs the browser)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from pixelpilot.envs.bench_report import overhead_stats, write_all
     from pixelpilot.envs.miniwob_bench import run_bench
     from pixelpilot.envs.miniwob_env import MiniWoBEnv
     from pixelpilot.tools.xvfb import ensure_display
 
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    if any(cfg.out.iterdir()):
-        raise UserError(f"--out {cfg.out} is not empty; name a new directory")
+    _fresh(cfg.out)
     total = len(cfg.tasks) * cfg.episodes
     won = 0
-    mode = "direct (Selenium)" if cfg.direct else f"{cfg.dialect}, observe {cfg.observe}"
     with ensure_display(*size) as display, MiniWoBEnv(
         display, episode_seconds=cfg.episode_seconds
-    ) as env, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=out, transient=True,
-    ) as progress:  # fmt: skip
+    ) as env, _progress() as progress:  # fmt: skip
         if model is None and not cfg.direct:
             from pixelpilot.envs.dom_oracle import DomOracle
 
@@ -165,6 +179,79 @@ def _run(
         finally:
             if model is not None:
                 model.close()
+    _report(cfg, model_ref, results, reports)
+
+
+def _fresh(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise UserError(f"--out {folder} is not empty; name a new directory")
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=out, transient=True,
+    )  # fmt: skip
+
+
+def _run_parallel(
+    cfg: Any,
+    model_ref: str,
+    pixels: PixelBudget | None,
+    size: tuple[int, int],
+    reports: bool,
+    workers: int,
+    timeout: float,
+) -> None:
+    """The episodes as jobs for ``workers`` processes, each with its own display, browser and
+    model; the same table and files as one process writes. Ctrl-C keeps what finished."""
+    from pixelpilot.agent.workers import JobResult, RunInterrupted, run_jobs
+    from pixelpilot.envs.miniwob_slot import MiniWoBSlotFactory, episode_results, miniwob_jobs
+    from pixelpilot.vlm.registry import load_model
+
+    _fresh(cfg.out)
+    jobs = miniwob_jobs(cfg)
+    factory = MiniWoBSlotFactory(
+        cfg, model=model_ref, loader=None if model_ref == ORACLE else load_model,
+        pixels=pixels, screen=size,
+    )  # fmt: skip
+    won = 0
+    with _progress() as progress:
+        bar = progress.add_task(f"{workers} workers starting", total=len(jobs))
+
+        def finished(r: JobResult) -> None:
+            nonlocal won
+            won += bool(r.payload and r.payload.get("success"))
+            progress.update(bar, advance=1, description=f"{workers} workers  [green]{won} won[/]")
+            if r.status != "ok" or r.retried:
+                note = f"{r.status}{' (retried)' if r.retried else ''}"
+                progress.console.print(
+                    f"[yellow]{escape(r.job_id)}[/]: {note} {escape(r.error or '')}"
+                )
+
+        try:
+            results = run_jobs(jobs, factory, workers=workers, out_dir=cfg.out / "episodes",
+                               on_result=finished, job_timeout_s=timeout)  # fmt: skip
+            stopped = None
+        except RunInterrupted as exc:
+            results, stopped = exc.results, exc
+    _report(cfg, model_ref, episode_results(results, jobs, cfg.out / "episodes"), reports)
+    if stopped is not None:
+        out.print(
+            f"[red]interrupted[/]: {len(results)} of {len(jobs)} episodes finished; "
+            "their trajectories and results are above"
+        )
+        raise typer.Exit(130)
+
+
+def _report(cfg: Any, model_ref: str, results: list[Any], reports: bool) -> None:
+    """The table, the SDK overhead line, results.json, the reports and the index."""
+    from pixelpilot.envs.bench_report import overhead_stats, write_all
+
+    mode = "direct (Selenium)" if cfg.direct else f"{cfg.dialect}, observe {cfg.observe}"
     name = model_ref if not cfg.direct else f"{model_ref} --direct"
     _table(results, f"MiniWoB++ — {name} ({mode})")
     stats = overhead_stats(results)

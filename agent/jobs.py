@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "SlotLost",
     "Status",
     "one_line",
+    "run_on_slot",
 ]
 
 Status = Literal["ok", "timeout", "crashed", "interrupted"]
@@ -193,3 +195,26 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, UserError | DeviceError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_on_slot(slot: Slot, job: Job, out_dir: Path, index: int) -> tuple[JobResult, bool]:
+    """Run one job on an open slot, as every backend's worker does: (its result, whether the
+    environment died under it: then ``slot.restart()``). A job that raised is ``crashed``;
+    the driver retries it (``JobBook.settle(..., env_lost=True)``) as it does a job whose
+    environment died."""
+    t0 = time.monotonic()
+    try:
+        result = slot.run(job, out_dir)
+    except Exception as exc:
+        result = JobResult(job.id, status="crashed", error=one_line(exc))
+    try:
+        lost = not slot.healthy()
+    except Exception:
+        lost = True
+    if lost and result.status == "ok":
+        result.status, result.error = "crashed", "the environment died during the job"
+    if result.trajectory is None and (out_dir / job.folder).is_dir():
+        result.trajectory = job.folder
+    result.attempt, result.worker = job.attempt, index
+    result.seconds = time.monotonic() - t0
+    return result, lost

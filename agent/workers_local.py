@@ -31,6 +31,7 @@ from pixelpilot.agent.jobs import (
     Slot,
     SlotFactory,
     one_line,
+    run_on_slot,
 )
 
 __all__ = ["GRACE_S", "LocalPool", "worker_main"]
@@ -305,7 +306,7 @@ def worker_main(index: int, factory: SlotFactory, out_dir: str, conn: Connection
             if message[0] != "job":
                 break
             job = Job.from_dict(message[1])
-            result, lost = _run_one(slot, job, Path(out_dir), index)
+            result, lost = run_on_slot(slot, job, Path(out_dir), index)
             if stopping:
                 result.status = "interrupted"
             conn.send(("result", result.to_dict(), lost or result.status == "crashed"))
@@ -318,24 +319,3 @@ def worker_main(index: int, factory: SlotFactory, out_dir: str, conn: Connection
         if slot is not None:
             with contextlib.suppress(Exception):
                 slot.close()
-
-
-def _run_one(slot: Slot, job: Job, out_dir: Path, index: int) -> tuple[JobResult, bool]:
-    """Run one job; (its result, whether the environment died under it). A job that raised
-    is ``crashed``; the driver retries it as it does a job whose environment died."""
-    t0 = time.monotonic()
-    try:
-        result = slot.run(job, out_dir)
-    except Exception as exc:
-        result = JobResult(job.id, status="crashed", error=one_line(exc))
-    try:
-        lost = not slot.healthy()
-    except Exception:
-        lost = True
-    if lost and result.status == "ok":
-        result.status, result.error = "crashed", "the environment died during the job"
-    if result.trajectory is None and (out_dir / job.folder).is_dir():
-        result.trajectory = job.folder
-    result.attempt, result.worker = job.attempt, index
-    result.seconds = time.monotonic() - t0
-    return result, lost

@@ -107,6 +107,18 @@ def load_model(ref: str, **options: object) -> VisionModel:
     raise ConfigError(f"unknown model {ref!r}; use {MODEL_HELP}")
 
 
+def check_reference(ref: str) -> None:
+    """Fail as ``load_model`` would on a bad reference, without loading any weights (parallel
+    runs check the reference once, then load the model in every worker)."""
+    kind = ref.partition(":")[0]
+    if kind in ("scripted", "openai"):
+        load_model(ref).close()  # a file read or a client object: cheap
+    elif ref in CARDS:
+        _require_cached(CARDS[ref])
+    elif ref not in TINY and not Path(ref.partition("#")[0]).is_dir():
+        raise ConfigError(f"unknown model {ref!r}; use {MODEL_HELP}")
+
+
 def is_cached(card: ModelCard) -> bool:
     """Whether the checkpoint is in this machine's hub cache (looks at no network)."""
     from huggingface_hub import try_to_load_from_cache
