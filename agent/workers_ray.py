@@ -41,8 +41,9 @@ from pixelpilot.agent.jobs import (
     Slot,
     SlotFactory,
     one_line,
+    run_on_slot,
 )
-from pixelpilot.agent.workers_local import GRACE_S, _run_one
+from pixelpilot.agent.workers_local import GRACE_S
 
 __all__ = ["RAY_HINT", "SlotActor", "run_book"]
 
@@ -120,7 +121,7 @@ class SlotActor:
             if timeout_s is not None:
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
             try:
-                result, lost = _run_one(self.slot, job, self.out_dir, self.index)
+                result, lost = run_on_slot(self.slot, job, self.out_dir, self.index)
             except _JobTimeout:  # outside the agent loop (starting the episode)
                 result, lost = JobResult(job.id, worker=self.index), False
                 timed_out = True
