@@ -397,14 +397,15 @@ def run_book(
         _reachable(address)
         try:
             ray.init(
-                address=address, include_dashboard=False, log_to_driver=False,
+                address=address or "local", include_dashboard=False, log_to_driver=False,
                 logging_level="WARNING", configure_logging=True,
                 **({} if address else {"num_cpus": max(workers * cpus_per_slot, 1)}),
             )  # fmt: skip
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a Ray instance on this machine"
             raise ConfigError(
-                f"cannot reach the Ray cluster at {address!r}: {one_line(exc)}; start one with "
-                "'ray start --head' or give its address (--ray HOST:6379)"
+                f"cannot start or reach {where}: {one_line(exc)}; start a cluster with "
+                "'ray start --head' and give its address (--ray HOST:6379)"
             ) from None
     pool = RayPool(ray, factory, max(1, min(workers, len(book.jobs))), out_dir.resolve(),
                    job_timeout_s, cpus_per_slot)  # fmt: skip
