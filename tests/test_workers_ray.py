@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.jobs import JobResult
@@ -175,3 +176,62 @@ def test_an_address_where_no_cluster_answers_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="bad Ray address"):
         run_jobs(miniwob_jobs(cfg), MiniWoBSlotFactory(cfg), backend="ray",
                  ray_address="nowhere", out_dir=tmp_path)  # fmt: skip
+
+
+def test_an_episode_over_the_time_limit_ends_as_timeout_with_its_trajectory_closed(
+    ray_head, tmp_path
+):
+    """The actor's own timer ends the episode (the loop closes its trajectory) and the actor
+    goes on with the next job."""
+    from pixelpilot.vlm.registry import load_model
+
+    script = tmp_path / "waits.yaml"
+    script.write_text(yaml.safe_dump([WAIT] * 4), encoding="utf-8")
+    cfg = BenchConfig(tasks=("click-test",), dialect="qwen2vl", episodes=2, observe="task",
+                      out=tmp_path)  # fmt: skip
+    jobs = miniwob_jobs(cfg)
+    out = tmp_path / "episodes"
+    factory = MiniWoBSlotFactory(cfg, model=f"scripted:{script}", loader=load_model, screen=SMALL)
+    t0 = time.monotonic()
+    results = run_jobs(jobs, factory, workers=1, backend="ray", ray_address=ray_head,
+                       out_dir=out, job_timeout_s=2.5)  # fmt: skip
+    assert [(r.status, r.retried, r.worker) for r in results] == [("timeout", False, 0)] * 2
+    assert all(r.error == "over the 2.5 s time limit" for r in results)
+    for r in results:
+        traj = load_trajectory(out / r.trajectory)
+        assert traj.result is not None and traj.result["reason"] == "interrupted"  # closed
+        assert 1 <= len(traj.steps) <= 3
+    assert time.monotonic() - t0 < 40  # one actor for both: no restart between them
+
+
+WAIT = '✿FUNCTION✿: wait\n✿ARGS✿: {"seconds": 1}'
+
+
+def test_bare_ray_means_a_private_instance():
+    from pixelpilot.agent.cli_common import bare_option, ray_backend
+
+    assert bare_option(["bench", "miniwob", "--ray"], "--ray", "local")[-1] == "local"
+    assert bare_option(["--ray", "--workers", "2"], "--ray", "local") == [
+        "--ray", "local", "--workers", "2"
+    ]  # fmt: skip
+    assert bare_option(["--ray", "h:6379", "--x"], "--ray", "local") == ["--ray", "h:6379", "--x"]
+    assert ray_backend(None) == ("local", None)
+    assert ray_backend("local") == ("ray", None)
+    assert ray_backend("10.0.0.5:6379") == ("ray", "10.0.0.5:6379")
+
+
+def test_bench_miniwob_on_a_ray_cluster_from_the_cli(ray_head, tmp_path):
+    import json
+
+    from pixelpilot.agent.cli import main
+
+    out = tmp_path / "bench"
+    rc = main(["bench", "miniwob", "--model", "dom-oracle", "--tasks", "click-button",
+               "--episodes", "2", "--workers", "2", "--ray", ray_head, "--screen", "640x480",
+               "--observe", "task", "--out", str(out), "--no-reports"])  # fmt: skip
+    assert rc == 0
+    episodes = json.loads((out / "results.json").read_text())["episodes"]
+    assert [(e["task"], e["seed"], e["success"], e["retried"]) for e in episodes] == [
+        ("click-button", 0, True, False), ("click-button", 1, True, False)
+    ]  # fmt: skip
+    assert {e["worker"] for e in episodes} == {0, 1}
