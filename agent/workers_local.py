@@ -183,13 +183,15 @@ class LocalPool:
             if never or self.open_failures >= self.n + MAX_OPEN_FAILURES:
                 raise DeviceError(f"worker {w.index} could not start its environment: {text}")
         elif kind == "result":
-            _, data, env_lost = message
+            _, data, env_lost, restarting = message
             job, w.job = w.job, None
+            w.ready = not restarting  # until it says ready again (or dies: then replaced)
             if job is not None and w.retiring is None:
                 book.settle(job, JobResult.from_dict(data), env_lost=env_lost)
 
     def _died(self, w: _Worker, book: JobBook) -> None:
         """A worker's process ended: its job (if any) failed with its environment."""
+        w.proc.join(timeout=2)  # its pipe may close a moment before it exits
         code = w.proc.exitcode
         w.kill()  # what it left behind
         w.conn.close()
@@ -309,9 +311,14 @@ def worker_main(index: int, factory: SlotFactory, out_dir: str, conn: Connection
             result, lost = run_on_slot(slot, job, Path(out_dir), index)
             if stopping:
                 result.status = "interrupted"
-            conn.send(("result", result.to_dict(), lost or result.status == "crashed"))
-            if lost and not stopping:
-                slot.restart()  # SlotLost (or any failure) ends this process: it is replaced
+            restart = lost and not stopping
+            conn.send(("result", result.to_dict(), lost or result.status == "crashed", restart))
+            if restart:
+                try:
+                    slot.restart()
+                except Exception:  # SlotLost (or another failure): the driver replaces us
+                    return
+                conn.send(("ready", os.getpid()))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
     finally:

@@ -227,6 +227,7 @@ def _agent_episode(
     ep: Episode,
     i: int,
     folder: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> EpisodeResult:
     from pixelpilot.agent.loop import Agent, Budgets
     from pixelpilot.agent.trajectory import DirectoryRecorder
@@ -247,7 +248,10 @@ def _agent_episode(
         recorder=DirectoryRecorder(folder),
         policy=policy,
         on_step=note,
-        meta_extra={"miniwob": {"task": ep.task, "seed": ep.seed, "observe": cfg.observe}},
+        meta_extra={
+            "miniwob": {"task": ep.task, "seed": ep.seed, "observe": cfg.observe},
+            **(extra or {}),
+        },
     )
     result = agent.run(ep.utterance)
     outcome = env.outcome()

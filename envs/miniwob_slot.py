@@ -121,8 +121,9 @@ class MiniWoBSlot(Slot):
         model = self._load() if self._scripted else self.model
         try:
             res = _agent_episode(
-                cfg, self.env, model, self.device, ep, index, folder=out_dir / job.folder
-            )
+                cfg, self.env, model, self.device, ep, index, folder=out_dir / job.folder,
+                extra={"worker": {"index": self.worker, "attempt": job.attempt}},
+            )  # fmt: skip
         finally:
             if self._scripted:
                 model.close()

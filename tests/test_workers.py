@@ -3,8 +3,16 @@ and Chromium, against one process's run of the same seeds; the display/device lo
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import psutil
+import yaml
 
 from pixelpilot.agent.trajectory import load_trajectory
 from pixelpilot.agent.workers import Job, JobBook, JobResult, run_jobs
@@ -85,3 +93,122 @@ def test_a_second_user_of_a_display_is_refused_in_one_line(tmp_path, monkeypatch
     assert locks.holder_of(key) is None
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert free.returncode == 0, free.stdout
+
+
+# -- faults: a real CLI process, real signals -------------------------------------------------
+WAITS = [f'✿FUNCTION✿: wait\n✿ARGS✿: {{"seconds": {s}}}' for s in (1.0, 1.1, 1.2)] + [
+    "✿FUNCTION✿: finish\n✿ARGS✿: {}"
+]  # ~3.5 s an episode, whichever worker runs it
+
+
+def _bench(tmp_path, *args):
+    """``pixelpilot bench miniwob`` in its own session, with a scripted model that waits."""
+    script = tmp_path / "waits.yaml"
+    script.write_text(yaml.safe_dump(WAITS, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "PIXELPILOT_LOCK_DIR": str(tmp_path / "locks")}
+    argv = [sys.executable, "-m", "pixelpilot.agent.cli", "bench", "miniwob", "--model",
+            f"scripted:{script}", "--tasks", "click-test", "--screen", "640x480",
+            "--no-reports", "--out", str(tmp_path / "out"), *args]  # fmt: skip
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+
+
+def _until(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not (got := cond()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+    return got
+
+
+def _steps(folder) -> int:
+    path = folder / "steps.jsonl"
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else 0
+
+
+def _worker_of(folder) -> psutil.Process:
+    """The worker process recording ``folder`` (its run.json names the worker; the worker's
+    display lock names its pid)."""
+    index = json.loads((folder / "run.json").read_text())["extra"]["worker"]["index"]
+    for lock in (folder.parents[3] / "locks").glob("display-*.lock"):
+        note = lock.read_text()
+        if f"(pixelpilot worker {index} " in note:
+            return psutil.Process(int(note.split()[1]))
+    raise AssertionError(f"no lock names worker {index}")
+
+
+def _kill_child(worker: psutil.Process, name: str) -> None:
+    """SIGKILL the worker's child process called ``name`` (its Xvfb, its Chromium)."""
+    found = [p for p in worker.children(recursive=True) if p.name() == name]
+    assert found, [p.name() for p in worker.children(recursive=True)]
+    found[0].kill()
+
+
+def test_a_dead_display_or_browser_is_restarted_and_its_episode_retried_once(tmp_path):
+    proc = _bench(tmp_path, "--episodes", "3", "--workers", "2")
+    eps = tmp_path / "out" / "episodes" / "click-test"
+    try:
+        _until(lambda: _steps(eps / "000") >= 1 and _steps(eps / "001") >= 1)
+        _kill_child(_worker_of(eps / "000"), "Xvfb")  # the display: a new worker process
+        _kill_child(_worker_of(eps / "001"), "chromium")  # the browser: restarted in place
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, text
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    got = [(e["index"], e["status"], e["retried"], Path(e["trajectory"]).name)
+           for e in data["episodes"]]  # fmt: skip
+    assert got == [(0, "success", True, "000.retry1"), (1, "success", True, "001.retry1"),
+                   (2, "success", False, "002")], text  # fmt: skip
+    assert data["tasks"][0]["episodes"] == 3  # counted once each
+    no_display = load_trajectory(eps / "000")  # the attempt that died stays, readable
+    assert no_display.status in ("error", "incomplete") and len(no_display.steps) < 4
+    load_trajectory(eps / "001")  # the waits went on without a browser; the verdict did not
+    for name in ("000", "001"):
+        again = load_trajectory(eps / f"{name}.retry1")
+        assert again.status == "success" and len(again.steps) == 4
+    assert "click-test/000: ok (retried)" in text and "click-test/001: ok (retried)" in text
+
+
+def test_ctrl_c_stops_every_worker_and_keeps_what_finished(tmp_path):
+    proc = _bench(tmp_path, "--episodes", "4", "--workers", "2")
+    eps = tmp_path / "out" / "episodes" / "click-test"
+    try:
+        _until(lambda: (eps / "000" / "miniwob.json").is_file())  # one episode finished
+        started = psutil.Process(proc.pid).children(recursive=True)  # workers, Xvfb, Chromium
+        assert {"Xvfb", "chromium"} <= {p.name() for p in started}
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, text
+    assert "interrupted:" in text and "episodes finished" in text
+    assert stopped_in < 20
+    _, left = psutil.wait_procs(started, timeout=5)  # nothing the run started outlives it
+    assert not [p for p in left if p.status() != psutil.STATUS_ZOMBIE], left
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    finished = {e["index"] for e in data["episodes"]}
+    assert 0 in finished and len(finished) < 4
+    assert all(e["status"] == "success" for e in data["episodes"])
+    for folder in sorted(p for p in eps.iterdir() if p.is_dir()):  # every trajectory reads
+        traj = load_trajectory(folder)
+        done = int(folder.name) in finished
+        assert traj.status == ("success" if done else "error"), (folder.name, traj.status)
+        if not done:
+            assert traj.result is not None and traj.result["reason"] == "interrupted"
+
+
+def test_an_episode_over_its_time_limit_is_recorded_as_timeout(tmp_path):
+    proc = _bench(tmp_path, "--episodes", "2", "--workers", "2", "--timeout", "2")
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, text
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(e["status"], e["reason"]) for e in data["episodes"]] == [
+        ("timeout", "over the 2 s time limit")
+    ] * 2
+    assert not any(e["retried"] or e["success"] for e in data["episodes"])
+    for e in data["episodes"]:  # the stopped run closed its trajectory
+        traj = load_trajectory(e["trajectory"])
+        assert 1 <= len(traj.steps) < 4 and traj.result is not None
