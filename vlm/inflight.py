@@ -7,8 +7,8 @@ has more than ``n`` requests open to that server, however many agents run on it.
 waiting for a slot is not part of the request's timeout.
 
 A slot is an exclusive ``flock`` on one of ``n`` files named after the server's URL in the
-lock directory (``$TMPDIR/pixelpilot-locks``): the kernel drops a lock when its holder exits,
-so a killed worker never keeps a slot. Within a process a semaphore admits at most ``n``
+lock directory (``tools/locks.py``: ``$PIXELPILOT_LOCK_DIR`` or ``$TMPDIR/pixelpilot-locks``):
+the kernel drops a lock when its holder exits, so a killed worker never keeps a slot. Within a process a semaphore admits at most ``n``
 threads first, so threads wait without polling; only processes poll (a few milliseconds apart)
 for a free file. Limiters are per process, shared by every client to that URL; clients with
 different bounds share slot files from the first on, so the machine's bound is the largest.
@@ -21,26 +21,19 @@ import fcntl
 import hashlib
 import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "InFlightLimit", "limit_for", "lock_dir"]
+from pixelpilot.tools.locks import lock_dir
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "InFlightLimit", "limit_for"]
 
 DEFAULT_MAX_IN_FLIGHT = 16
 """Requests one machine keeps open to one server unless told otherwise: enough to keep a GPU
 server's batch full for the agents one machine runs, few enough that a queue of them never
 waits past the request timeout on a CPU server."""
 _POLL_S = (0.002, 0.01)
-
-
-def lock_dir() -> Path:
-    """Where pixelpilot's lock files live (shared by every process on this machine)."""
-    path = Path(tempfile.gettempdir()) / "pixelpilot-locks"
-    path.mkdir(mode=0o777, parents=True, exist_ok=True)
-    return path
 
 
 class InFlightLimit:
