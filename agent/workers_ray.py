@@ -24,6 +24,7 @@ Chromium) should the actor die without closing them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -398,7 +399,7 @@ def run_book(
         try:
             ray.init(
                 address=address or "local", include_dashboard=False, log_to_driver=False,
-                logging_level="WARNING", configure_logging=True,
+                logging_level=logging.WARNING, configure_logging=True,
                 **({} if address else {"num_cpus": max(workers * cpus_per_slot, 1)}),
             )  # fmt: skip
         except (ConnectionError, RuntimeError, ValueError) as exc:
