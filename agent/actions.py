@@ -44,7 +44,9 @@ class Click(_Action):
     """Click a point. count=2 is a double click."""
 
     kind: Literal["click"] = "click"
-    point: Point
+    point: Point | None = None
+    """None: where the pointer is (Qwen2.5-VL's cookbook clicks); generic tools ask for a point
+    (``WRITTEN_REQUIRED``)."""
     button: Literal["left", "right", "middle"] = "left"
     count: int = Field(1, ge=1, le=3)
 
@@ -122,10 +124,15 @@ class Swipe(_Action):
 
 
 class SystemButton(_Action):
-    """Press a phone system button (``recent``: the overview of recent apps)."""
+    """Press a phone system button or key (recent: the overview of recent apps; del: backspace)."""
 
     kind: Literal["system_button"] = "system_button"
-    button: Literal["back", "home", "enter", "menu", "recent"]
+    button: Literal[
+        "back", "home", "enter", "menu", "recent",
+        "volume_up", "volume_down", "volume_mute", "power", "camera", "clear", "search",
+        "notification", "tab", "del", "escape", "dpad_up", "dpad_down", "dpad_left",
+        "dpad_right", "dpad_center", "wakeup", "sleep",
+    ]  # fmt: skip
 
 
 class OpenApp(_Action):
@@ -255,6 +262,12 @@ def arguments_schema(kind: str, bounds: tuple[float, float] | None = None) -> di
     return out
 
 
+WRITTEN_REQUIRED: dict[str, tuple[str, ...]] = {"click": ("point",)}
+"""Fields a generic tool (qwen2vl's functions, other families' extra tools) always asks for
+although the action may leave them out: a click at the pointer is the Qwen2.5-VL cookbook's
+form only, written through its own tool."""
+
+
 @functools.cache
 def _arguments_schema_json(kind: str, bounds: tuple[float, float] | None) -> str:
     cls = BY_KIND[kind]
@@ -275,6 +288,8 @@ def _arguments_schema_json(kind: str, bounds: tuple[float, float] | None) -> str
     for p in props.values():
         p.pop("title", None)
     required = [r for r in schema.get("required", []) if r != "kind"]
+    required += [r for r in WRITTEN_REQUIRED.get(kind, ()) if r not in required]
+    required.sort(key=list(props).index)
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         out["required"] = required

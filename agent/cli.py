@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from pixelpilot.agent.cli_batch import batch
 from pixelpilot.agent.cli_bench import bench_app
-from pixelpilot.agent.cli_common import RAY_LOCAL, bare_option, out
+from pixelpilot.agent.cli_common import RAY_LOCAL, bare_option, claimed_device, out
 from pixelpilot.agent.cli_common import display as _display
 from pixelpilot.agent.cli_common import progress as _progress
 from pixelpilot.agent.cli_control import (
@@ -32,6 +33,7 @@ from pixelpilot.agent.cli_control import (
     listening,
 )
 from pixelpilot.agent.cli_model import model_app
+from pixelpilot.agent.cli_prompt import prompt_command
 from pixelpilot.agent.cli_scenario import run_files, scenario_app
 from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
@@ -47,8 +49,10 @@ app = typer.Typer(
 )
 app.add_typer(scenario_app, name="scenario")
 register_trajectory_commands(app)  # view, eval, export, replay
+model_app.command("prompt")(prompt_command)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
+app.command("batch")(batch)
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"
 
@@ -270,7 +274,7 @@ def _record_run(
     where = Path(resume.path) if resume is not None else None
     rec = DirectoryRecorder(where or out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}")
     try:
-        with device as dev, listening(g, dev, out):
+        with device as dev, claimed_device(dev, f"pixelpilot {label}"), listening(g, dev, out):
             agent = Agent(
                 model=model, device=dev, dialect=dialect, budgets=budgets, recorder=rec,
                 on_step=_progress, secrets=secrets, judge=judge, meta_extra=meta_extra,

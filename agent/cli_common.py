@@ -4,6 +4,7 @@ virtual display (with the window manager) that commands start when ``DISPLAY`` i
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from rich.console import Console
@@ -50,6 +51,36 @@ def display(width: int, height: int) -> contextlib.AbstractContextManager[Any]:
     from pixelpilot.tools.xvfb import default_wm, ensure_display
 
     return ensure_display(width, height, wm=default_wm())
+
+
+def device_key(device: Any) -> str | None:
+    """The lock name of what an open device acts on (``display:N``, ``android:SERIAL``), or
+    None for devices nothing else can reach (dry runs, simulated robots)."""
+    if device.kind == "desktop":
+        from pixelpilot.tools.desktop import DesktopDevice
+        from pixelpilot.tools.locks import display_key
+
+        return display_key(device.display) if isinstance(device, DesktopDevice) else None
+    if device.kind == "mobile":
+        from pixelpilot.tools.android import AndroidDevice
+
+        if isinstance(device, AndroidDevice) and device.serial:
+            return f"android:{device.serial}"
+    return None
+
+
+@contextlib.contextmanager
+def claimed_device(device: Any, holder: str) -> Iterator[None]:
+    """Hold the device's lock while a run acts on it: a second pixelpilot process (another
+    run, a parallel worker) is refused with DeviceBusy naming ``holder``'s pid."""
+    from pixelpilot.tools.locks import claimed
+
+    key = device_key(device)
+    if key is None:
+        yield
+        return
+    with claimed(key, holder):
+        yield
 
 
 RAY_HELP = (

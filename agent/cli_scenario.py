@@ -48,6 +48,18 @@ def scenario_test(
         Path, typer.Option("--out", help="Where run directories go.")
     ] = DEFAULT_RUNS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per step.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Run the scenarios in this many worker processes, each with its own virtual "
+            "display; trajectories and summary.json go to one folder under --out.",
+        ),
+    ] = 1,
+    timeout: Annotated[
+        float,
+        typer.Option(min=1, help="With --workers > 1: a run taking longer is recorded as timeout."),
+    ] = 300.0,
 ) -> None:
     """Run every scenario under PATHS; exit 0 only when every check holds.
 
@@ -58,6 +70,8 @@ def scenario_test(
     files = [f for path in paths or [BUILTIN_DIR] for f in discover(path)]
     if not files:
         raise UserError(f"{', '.join(map(str, paths or [BUILTIN_DIR]))}: no scenario files found")
+    if workers > 1:
+        _run_parallel(files, out_dir, workers, timeout)
     groups = _by_screen(files)
     if len(groups) > 1:
         _run_groups(groups, out_dir, verbose)
@@ -76,6 +90,65 @@ def _by_screen(files: list[Path]) -> list[list[Path]]:
     out = list(groups.values()) or [[]]
     out[0] = other + out[0]
     return out
+
+
+def _screen_of(file: Path) -> tuple[int, int] | None:
+    from pixelpilot.scenarios.spec import load_scenario
+
+    s = load_scenario(file)
+    return s.target.screen if s.target.kind == "desktop" else None
+
+
+def _run_parallel(files: list[Path], out_dir: Path, workers: int, timeout: float) -> None:
+    """Every (scenario, dialect) as a job for ``workers`` processes with displays of the
+    scenarios' size (one pool per size); a line per run, summary.json; exit 1 if any failed,
+    130 on Ctrl-C (what finished is kept)."""
+    import json
+    import time
+
+    from pixelpilot.agent.workers import JobResult, RunInterrupted, run_jobs
+    from pixelpilot.scenarios.slots import ScenarioSlotFactory, scenario_jobs
+
+    jobs = scenario_jobs(files)  # every file loads before anything runs
+    folder = out_dir / f"scenario-test-{time.strftime('%Y%m%d-%H%M%S')}"
+    screen = {str(f.resolve()): _screen_of(f) for f in files}
+    sizes = list(dict.fromkeys(s for s in screen.values() if s is not None)) or [(1280, 800)]
+    results: list[JobResult] = []
+    stopped = False
+    try:
+        for n, size in enumerate(sizes):  # scenarios without a display go with the first size
+            group = [j for j in jobs if (screen[j.spec["file"]] or sizes[0]) == size]
+            if n or len(sizes) > 1:
+                out.print(f"[dim]{len(group)} runs on {size[0]}x{size[1]} displays[/]")
+            results += run_jobs(group, ScenarioSlotFactory(size), workers=workers,
+                                out_dir=folder, on_result=_show, job_timeout_s=timeout)  # fmt: skip
+    except RunInterrupted as exc:
+        results += exc.results
+        stopped = True
+    failed = sum(not (r.payload and r.payload["passed"]) for r in results)
+    summary = {"runs": [r.to_dict() for r in results], "failed": failed, "total": len(jobs),
+               "finished": len(results), "workers": workers}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    colour = "[red]" if failed or stopped else "[green]"
+    out.print(f"{colour}{failed} failed[/] of {len(results)} runs"
+              f"{f' ({len(jobs) - len(results)} not run: interrupted)' if stopped else ''}; "
+              f"trajectories and summary.json in {escape(str(folder))}")  # fmt: skip
+    raise typer.Exit(130 if stopped else 1 if failed else 0)
+
+
+def _show(r: Any) -> None:
+    """One parallel run's line, as ``run_files`` prints it."""
+    p = r.payload
+    retried = " (retried)" if r.retried else ""
+    if r.status != "ok" or p is None:
+        out.print(f"[red]FAIL[/] {escape(r.job_id)} {r.status}{retried}: {escape(r.error or '')}")
+        return
+    mark = "[green]PASS[/]" if p["passed"] else "[red]FAIL[/]"
+    what = f"{p['scenario']} [{p['dialect']}] {p['status']}: {p['reason']}"
+    out.print(f"{mark} {escape(what)}{retried} [dim]worker {r.worker}[/]")
+    for line in p["failures"]:
+        out.print(f"     [red]✗[/] {escape(line)}")
 
 
 def _run_groups(groups: list[list[Path]], out_dir: Path, verbose: bool) -> None:

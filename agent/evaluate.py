@@ -307,7 +307,11 @@ def match(
     if kind == "click":
         if (pred.button, pred.count) != (ref.button, ref.count):
             return False, f"button {pred.button} x{pred.count} != {ref.button} x{ref.count}"
-        return near(_xy(pred.point), _xy(ref.point))
+        p = _xy(pred.point) if pred.point is not None else pointer
+        q = _xy(ref.point) if ref.point is not None else pointer
+        if p is None or q is None:
+            return p is None and q is None, "clicks where the pointer is"
+        return near(p, q)
     if kind in ("tap", "long_press", "move", "pick", "place", "move_effector"):
         return near(_xy(pred.point), _xy(ref.point))
     if kind == "drag":

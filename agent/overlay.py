@@ -68,6 +68,8 @@ def pointer_after(action: Any | None, pointer: Pt | None) -> Pt | None:
     if action is None:
         return pointer
     kind = action.kind
+    if kind == "click" and action.point is None:
+        return pointer
     if kind in ("click", "move", "tap", "long_press"):
         return _p(action.point)
     if kind in ("drag", "swipe"):
@@ -100,7 +102,12 @@ def action_marks(action: Any, size: tuple[int, int], pointer: Pt | None = None) 
     unit = max(6.0, min(w, h) / 60)
     kind = action.kind
     if kind in ("click", "tap", "move"):
-        p = _p(action.point)
+        if action.point is not None:
+            p = _p(action.point)
+        elif pointer is not None:  # a click where the pointer is
+            p = pointer
+        else:
+            return [_banner(f"{action.button} click ×{action.count} at the pointer", size)]
         label = ""
         if kind == "click" and (action.button != "left" or action.count != 1):
             label = f"{action.button} ×{action.count}" if action.count > 1 else action.button

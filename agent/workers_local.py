@@ -39,12 +39,12 @@ __all__ = ["GRACE_S", "LocalPool", "worker_main"]
 GRACE_S = 10.0
 """How long a stopped worker has to close its environment before it is killed."""
 
-MAX_OPEN_FAILURES = 3
-"""Failed environment starts, beyond one per worker, before the run gives up (it gives up at
-once when every worker failed and none ever started)."""
+MAX_OPEN_FAILURES = 2
+"""Failed environment starts, beyond one per worker, before the run gives up (a start that
+fails for the user's reason, a missing browser say, ends the run at once)."""
 
 
-@dataclass
+@dataclass(eq=False)  # a worker is itself: compared by identity
 class _Worker:
     index: int
     proc: Any
@@ -83,7 +83,6 @@ class LocalPool:
         self.job_timeout_s = job_timeout_s
         self.workers: list[_Worker] = []
         self.open_failures = 0
-        self.ever_ready = False
         self._ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per worker
 
     def __enter__(self) -> LocalPool:
@@ -172,15 +171,14 @@ class LocalPool:
     def _message(self, w: _Worker, message: tuple[Any, ...], book: JobBook) -> None:
         kind = message[0]
         if kind == "ready":
-            w.ready = self.ever_ready = True
+            w.ready = True
             w.note_family()
         elif kind == "open-failed":
             _, user_fault, text = message
             if user_fault:
                 raise ConfigError(text)
             self.open_failures += 1
-            never = not self.ever_ready and self.open_failures >= self.n  # none can start
-            if never or self.open_failures >= self.n + MAX_OPEN_FAILURES:
+            if self.open_failures >= self.n + MAX_OPEN_FAILURES:
                 raise DeviceError(f"worker {w.index} could not start its environment: {text}")
         elif kind == "result":
             _, data, env_lost, restarting = message

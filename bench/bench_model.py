@@ -4,7 +4,8 @@
 
 Part 1 runs the real agent loop (Xvfb 1280x800, the Tk fixture app, the qwen2vl dialect's
 grammar, sampled at temperature 1 with a fixed seed) in four configurations, taking turns:
-with/without the prompt-prefix KV reuse and with/without grammar-forced tokens fed in one pass.
+with/without reuse (the prompt-prefix KV and the vision features of screenshots seen before)
+and with/without grammar-forced tokens fed in one pass.
 Stages: capture, preprocess (chat template + image processor), vision (ViT), prefill (LLM over
 the prompt), decode (every later forward pass + sampling + grammar), parse, execute, record.
 
@@ -62,7 +63,10 @@ def loop_bench(ckpt: Path, steps: int, rounds: int, seed: int) -> dict[str, dict
     configurations taking turns round by round so that load from other processes hits all."""
     recs: dict[str, Recording] = {}
     for name, (reuse, forced) in CONFIGS.items():
-        model = LocalModel(str(ckpt), reuse_prefix=reuse, forced=forced, temperature=1.0)
+        model = LocalModel(
+            str(ckpt), reuse_prefix=reuse, vision_cache=8 if reuse else 0, forced=forced,
+            temperature=1.0,
+        )  # fmt: skip
         model.seed(seed)
         recs[name] = Recording(model)
     samples: dict[str, dict[str, list[float]]] = {

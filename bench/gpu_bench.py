@@ -39,7 +39,7 @@ from pixelpilot.vlm.tiny import SPECIAL_TOKENS, build_tiny, tiny_config_dict
 
 BUDGETS = {"hub": HUB_PIXELS, "1280*28*28": PixelBudget(3136, 1280 * 28 * 28)}
 VARIANTS = {  # name: LocalModel options
-    "plain": {"reuse_prefix": False, "forced": "off"},
+    "plain": {"reuse_prefix": False, "vision_cache": 0, "forced": "off"},
     "speed": {"reuse_prefix": True, "forced": "batch"},
     "speed+compile": {"reuse_prefix": True, "forced": "batch", "compile": True},
 }
@@ -117,9 +117,11 @@ def run_variant(model: LocalModel, image: Image.Image, steps: int) -> dict[str, 
     model.reset_prefix()
     for step in range(steps + 1):
         resized = model.resized_size(*image.size)
-        # a new screenshot object each step, as in a run: the vision tower runs every step
-        # (the model reuses a screenshot's features only for a re-ask of the same one)
-        prompt = prompt_for(step, image.copy(), resized)
+        # a new screenshot each step, as in a run (one pixel differs: the model reuses the
+        # vision features of a screenshot it has seen, by its pixels), so the ViT runs each step
+        shot = image.copy()
+        shot.putpixel((step, 0), (step * 7 % 256, 0, 0))
+        prompt = prompt_for(step, shot, resized)
         t0 = time.perf_counter()
         gen = model.generate(prompt)
         ctx = StepContext("desktop", DESKTOP_KINDS, ScreenGeometry(*image.size), resized)

@@ -12,7 +12,6 @@ two runs give the same episodes.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from pixelpilot.envs.miniwob_bench import (
     episode_folder,
 )
 from pixelpilot.envs.miniwob_env import MiniWoBEnv
-from pixelpilot.tools import locks
+from pixelpilot.tools.own_display import OwnDisplay
 
 __all__ = ["ORACLE", "MiniWoBSlot", "MiniWoBSlotFactory", "episode_results", "miniwob_jobs"]
 
@@ -66,26 +65,22 @@ class MiniWoBSlot(Slot):
 
     def __init__(self, factory: MiniWoBSlotFactory, worker: int = 0) -> None:
         self.factory, self.worker = factory, worker
-        self.vd: Any = None
+        self.vd: OwnDisplay | None = None
         self.env: MiniWoBEnv | None = None
         self.device: Any = None
         self.model: Any = None
-        self._claimed: str | None = None
 
     def open(self) -> None:
-        from pixelpilot.tools.xvfb import VirtualDisplay, default_wm
-
         if self.vd is None:
-            self.vd = VirtualDisplay(*self.factory.screen, wm=default_wm()).start()
-            os.environ.update(self.vd.env)  # pyautogui binds the display it finds at import
-            self._claimed = locks.display_key(self.vd.display)
-            locks.claim(self._claimed, f"pixelpilot worker {self.worker} (miniwob)")
+            self.vd = OwnDisplay(*self.factory.screen, f"pixelpilot worker {self.worker} (miniwob)")
+            self.vd.start()
         self._open_env()
 
     def _open_env(self) -> None:
         from pixelpilot.tools.desktop import DesktopDevice
 
         cfg = self.factory.cfg
+        assert self.vd is not None
         self.env = MiniWoBEnv(self.vd.display, episode_seconds=cfg.episode_seconds).open()
         if cfg.direct:
             return
@@ -155,9 +150,6 @@ class MiniWoBSlot(Slot):
         if self.vd is not None:
             self.vd.stop()
             self.vd = None
-        if self._claimed is not None:
-            locks.release(self._claimed)
-            self._claimed = None
 
 
 def episode_results(

@@ -52,9 +52,11 @@ def run_scenario(
     out_dir: str | Path | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     policy: Policy | None = None,
+    run_dir: str | Path | None = None,
 ) -> list[Outcome]:
     """Run ``scenario`` once per dialect in its scripts (or only ``dialects``), under
-    ``policy`` (a ``Policy``) when one is given.
+    ``policy`` (a ``Policy``) when one is given. Runs are recorded in ``out_dir`` (a folder
+    per run, named by time, scenario and dialect), or, for one dialect, exactly in ``run_dir``.
 
     Desktop targets need a display (DISPLAY set); each run gets a fresh copy of the target.
     """
@@ -64,10 +66,14 @@ def run_scenario(
             raise ScenarioError(
                 f"{scenario.name}: no script for dialect {d!r}; it has {', '.join(scenario.scripts)}"
             )
+    if run_dir is not None and len(chosen) != 1:
+        raise ScenarioError(f"{scenario.name}: run_dir records one dialect's run; name one")
     outcomes = []
     for dialect in chosen:
         recorder: Recorder = NullRecorder()
-        if out_dir is not None:
+        if run_dir is not None:
+            recorder = DirectoryRecorder(Path(run_dir))
+        elif out_dir is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             recorder = DirectoryRecorder(Path(out_dir) / f"{stamp}-{scenario.name}-{dialect}")
         with open_target(scenario.target, name=scenario.name) as target:

@@ -198,7 +198,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         scripts={
             "qwen25vl": [
                 "I will tap the Wi-Fi switch.",
-                '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", '
+                '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "tap", '
                 '"coordinate": [364, 231]}}\n</tool_call>',
                 '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "click"}}\n</tool_call>',
             ],

@@ -33,13 +33,15 @@ def test_schema_is_generated_from_the_models():
     spec = {s["name"]: s for s in tool_specs(DESKTOP_KINDS, bounds=(0, 1000))}
     assert set(spec) == DESKTOP_KINDS
     click = spec["click"]["parameters"]
-    assert click["required"] == ["point"]
+    assert "required" not in click  # no point: click where the pointer is (as Drag.start)
     assert click["properties"]["point"]["items"] == {"type": "integer", "minimum": 0, "maximum": 1000}
     assert click["properties"]["button"]["enum"] == ["left", "right", "middle"]
     assert "kind" not in click["properties"] and click["additionalProperties"] is False
     # a new field on the model shows up in the schema with no second edit anywhere
     assert set(arguments_schema("scroll")["properties"]) == set(BY_KIND["scroll"].model_fields) - {"kind"}
-    assert spec["click"]["description"] == "Click a point. count=2 is a double click."
+    assert spec["click"]["description"] == (
+        "Click a point (or where the pointer is, when point is None). count=2 is a double click."
+    )
 
 
 def test_action_from_call_builds_points_in_the_given_space():
@@ -52,7 +54,7 @@ def test_action_from_call_builds_points_in_the_given_space():
     ("kind", "args", "reason"),
     [
         ("clack", {}, "unknown action 'clack'"),
-        ("click", {}, "missing argument 'point'"),
+        ("move", {}, "missing argument 'point'"),
         ("click", {"point": [1]}, "'point' must be [x, y]"),
         ("click", {"point": ["a", 2]}, "'point' must be [x, y]"),
         ("click", {"point": [True, 2]}, "'point' must be [x, y]"),

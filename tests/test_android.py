@@ -155,6 +155,9 @@ def test_system_buttons_navigate(phone: Phone) -> None:
     dev.execute(SystemButton(button="home"))
     state = fixture.wait_for(lambda s: s["screen"] == "home")
     assert state["keys"] == [4, 82, 3]
+    done = dev.execute(SystemButton(button="volume_down"))  # a key: one adb keyevent
+    assert done.commands == [["input", "keyevent", "25"]]
+    assert fixture.wait_for(lambda s: len(s["keys"]) == 4)["keys"] == [4, 82, 3, 25]
 
 
 # -- typing --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+import typing
 
 import pytest
 
@@ -30,6 +31,7 @@ from pixelpilot.tools.android import parse_density, parse_wm_size
 from pixelpilot.tools.android_plan import (
     IME_CHUNK_BYTES,
     INPUT_TEXT_CHUNK,
+    KEYEVENTS,
     plan,
     resolve_app,
     shell_line,
@@ -87,6 +89,15 @@ def test_system_buttons_are_numeric_keyevents() -> None:
     codes = {"back": "4", "home": "3", "enter": "66", "menu": "82", "recent": "187"}
     for button, code in codes.items():
         assert plan(SystemButton(button=button), ime=True) == [["input", "keyevent", code]]  # type: ignore[arg-type]
+
+
+def test_every_system_button_has_its_keyevent() -> None:
+    """Every SystemButton is planned (a phone key: mobile_use ``key`` "supports adb's
+    `keyevent` syntax", e.g. volume_up, power, camera, clear)."""
+    for button in typing.get_args(SystemButton.model_fields["button"].annotation):
+        code = str(KEYEVENTS[button])
+        assert plan(SystemButton(button=button), ime=True) == [["input", "keyevent", code]]
+    assert KEYEVENTS["volume_up"] == 24 and KEYEVENTS["power"] == 26 and KEYEVENTS["clear"] == 28
 
 
 def test_control_actions_need_no_commands() -> None:

@@ -47,7 +47,7 @@ EXTRA_CALLS = 0
 random weights often write them, none is executed, and they made these two dialects
 10-50% slower here; test_grammar's walks and the official corpus (check_dialect) cover
 them."""
-LEAST_FORCED = {"osatlas": 1}
+LEAST_FORCED = {"osatlas": 1, "uitars": 1, "uitars-1.5": 1}
 """Tokens the grammar forces in every answer, where fewer than 3."""
 TASKS = ("Open the settings", "Type hello into the name field", "Scroll down", "Press submit")
 
@@ -153,7 +153,8 @@ def test_sampled_generations_from_random_weights_always_parse_and_validate(
     assert len(seen) >= 6, seen
     # the grammar forces the dialect's markers (and JSON keys): no generation samples them
     # (OS-Atlas's answer opens with a choice, "thoughts:" or "actions:": "actions" is sampled
-    # and only ":\n" forced before a verb such as WAIT)
+    # and only ":\n" forced before a verb such as WAIT; UI-TARS's marker ends its free thought,
+    # which official answers may leave out: the model writes it, the call's punctuation is forced)
     assert min(small["least_forced"], qwen["least_forced"]) >= LEAST_FORCED.get(name, 3), (
         small,
         qwen,

@@ -67,6 +67,17 @@ def test_plan_click_single_and_double() -> None:
     ]  # fmt: skip
 
 
+def test_plan_click_where_the_pointer_is() -> None:
+    """A click without a point (Qwen2.5-VL's computer_use ``left_click`` / ``right_click`` /
+    ``double_click``, which click the mouse button where the cursor is)."""
+    assert plan(Click(), GEOM) == [
+        ["pyautogui.click", {"button": "left", "clicks": 1, "interval": 0.0}],
+    ]
+    assert plan(Click(button="right", count=2), HIDPI) == [
+        ["pyautogui.click", {"button": "right", "clicks": 2, "interval": 0.05}],
+    ]
+
+
 def test_plan_hidpi_and_monitor_origin() -> None:
     # pixel (641, 401) of a scale-2 monitor whose top-left is at logical (1920, -200)
     assert plan(Click(point=px(641, 401)), HIDPI) == [
@@ -184,6 +195,20 @@ def test_click_submit(fixture_app: FixtureApp, desktop: DesktopDevice) -> None:
     assert done.commands[0][0] == "pyautogui.click" and done.seconds > 0
     state = fixture_app.wait_for(lambda s: s["submit_count"] == 1)
     assert state["submitted"] == {"name": "", "email": "", "subscribe": False}
+
+
+def test_move_then_click_where_the_pointer_is(
+    fixture_app: FixtureApp, desktop: DesktopDevice
+) -> None:
+    """mouse_move, then left_click without a coordinate: the click lands at the pointer, and
+    what was executed records that point."""
+    target = at(fixture_app.center("submit"))
+    desktop.execute(Move(point=target))
+    before = fixture_app.state()["submit_count"]
+    done = desktop.execute(Click())
+    assert done.action == Click(point=target)
+    assert done.commands == [["pyautogui.click", {"button": "left", "clicks": 1, "interval": 0.0}]]
+    fixture_app.wait_for(lambda s: s["submit_count"] == before + 1)
 
 
 def test_double_click(fixture_app: FixtureApp, desktop: DesktopDevice) -> None:

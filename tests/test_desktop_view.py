@@ -142,10 +142,15 @@ def test_pointer_actions_without_a_point_need_the_pointer_in_the_view(window: Fi
             dev.execute(Scroll(direction="down"))
         with pytest.raises(PointOutOfBounds, match="pointer is outside"):
             dev.execute(Drag(end=px(10, 10)))
+        with pytest.raises(PointOutOfBounds, match="pointer is outside"):
+            dev.execute(Click())  # Qwen2.5-VL's left_click without a coordinate
         geom = dev.observe().geometry
         pag.moveTo(geom.origin[0] + 10, geom.origin[1] + 10)
         done = dev.execute(Drag(end=px(60, 60)))
         assert done.action.start == px(10, 10)
+        pag.moveTo(geom.origin[0] + 20, geom.origin[1] + 30)
+        assert dev.execute(Click()).action.point == px(20, 30)  # recorded where it clicked
+        window.wait_for(lambda s: s["local"][-1:] == [[20, 30]])
 
 
 def test_window_manager_barrier(display: str) -> None:

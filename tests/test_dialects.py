@@ -50,9 +50,7 @@ from pixelpilot.agent.dialects import (
     UITarsDialect,
     get_dialect,
 )
-from pixelpilot.agent.dialects._text import tidy_schema
 from pixelpilot.agent.dialects.base import StepContext
-from pixelpilot.agent.dialects.qwen25vl import args_model
 from pixelpilot.agent.errors import ConfigError, ParseError
 from pixelpilot.agent.geometry import ScreenGeometry
 
@@ -60,7 +58,6 @@ DESKTOP = StepContext("desktop", DESKTOP_KINDS, ScreenGeometry(1920, 1080), (193
 MOBILE = StepContext("mobile", MOBILE_KINDS, ScreenGeometry(1080, 2400), (1092, 2408))
 ROBOT = StepContext("robot", ROBOT_KINDS, ScreenGeometry(640, 480), (644, 476))
 NO_MOVE = StepContext("desktop", DESKTOP_KINDS - {"move"}, DESKTOP.geometry, DESKTOP.resized)
-MOBILE_KEYS = StepContext("mobile", MOBILE_KINDS | {"hotkey"}, MOBILE.geometry, MOBILE.resized)
 CTX = {"desktop": DESKTOP, "mobile": MOBILE, "robot": ROBOT}
 
 UNICODE = "Zoë — 東京 ✓"
@@ -135,7 +132,7 @@ QWEN2VL_BAD = [
     (F("pick", {"point": [1, 2]}), "desktop", "'pick' is not available on this device"),
     ("✿FUNCTION✿: click", "desktop", "missing ✿ARGS✿"),
     ("✿FUNCTION✿:\n✿ARGS✿: {}", "desktop", "names no tool"),
-    (F("click", {}), "desktop", "missing argument 'point'"),
+    (F("move", {}), "desktop", "missing argument 'point'"),
     (F("click", {"point": "500,300"}), "desktop", "'point' must be [x, y]"),
     (F("click", {"point": [1, 2], "count": "two"}), "desktop", "'count'"),
     (F("click", {"point": [1, 2], "force": True}), "desktop", "unexpected argument 'force'"),
@@ -183,36 +180,44 @@ QWEN25VL_GOOD = [
     (MU(action="system_button", button="Back"), "mobile", SystemButton(button="back")),
     (MU(action="open", text="Settings"), "mobile", OpenApp(app="Settings")),
     (MU(action="key", text="home"), "mobile", SystemButton(button="home")),
+    (MU(action="key", text="volume_up"), "mobile", SystemButton(button="volume_up")),
+    (MU(action="key", text="KEYCODE_APP_SWITCH"), "mobile", SystemButton(button="recent")),
+    (CU(action="left_click"), "desktop", Click()),  # where the cursor is
+    (CU(action="left_click", coordinate=[884.5, 920.25]), "desktop", Click(point=R(884.5, 920.25))),
+    # the cookbook reads the first call; a bare call object; a block cut after its JSON
+    (CU(action="left_click", coordinate=[1, 2]) + "\n" + CU(action="type", text="a"), "desktop",
+     Click(point=R(1, 2))),
+    ('{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [1, 2]}}',
+     "desktop", Click(point=R(1, 2))),
+    ('<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", '
+     '"coordinate": [1, 2]}}', "desktop", Click(point=R(1, 2))),
+    (MU(action="click", coordinate=[1, 2]), "desktop", Click(point=R(1, 2))),  # fitted
     (MU(action="type", text=UNICODE), "mobile", TypeText(text=UNICODE)),
     (T("pick", {"point": [320, 240]}), "robot", Pick(point=R(320, 240))),
     (T("gripper", {"state": "close"}), "robot", Gripper(state="close")),
 ]  # fmt: skip
 
 QWEN25VL_BAD = [
-    ("", "desktop", "no <tool_call> block"),
-    ('{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [1, 2]}}',
-     "desktop", "no <tool_call> block"),
-    (('<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", '
-      '"coordinate": [1, 2]}}'), "desktop", "not closed"),
+    ("", "desktop", "empty answer"),
+    ("just text", "desktop", "no tool call found"),
     ('<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_cl</tool_call>',
      "desktop", "cut off"),
     ("<tool_call>\n{name: computer_use}\n</tool_call>", "desktop", "not valid JSON"),
-    (CU(action="left_click", coordinate=[1, 2]) + "\n" + CU(action="type", text="a"), "desktop",
-     "one call per answer"),
-    (CU(action="triple_click", coordinate=[1, 2]), "desktop", "unknown action 'triple_click'"),
-    (CU(action=["left_click"], coordinate=[1, 2]), "desktop", "unknown action ['left_click']"),
-    (CU(action="left_click"), "desktop", "left_click needs 'coordinate'"),
+    (CU(action="triple_click", coordinate=[1, 2]), "desktop",
+     "'triple_click' is not a computer_use action"),
+    (CU(action=["left_click"], coordinate=[1, 2]), "desktop", "'action' must name the action"),
+    (CU(action="mouse_move"), "desktop", "missing argument 'coordinate'"),
     (CU(action="left_click", coordinate="500,300"), "desktop", "'coordinate'"),
     (CU(action="left_click", coordinate=[1, 2, 3]), "desktop", "'coordinate'"),
-    (CU(action="left_click", coordinate=[True, 2]), "desktop", "'coordinate.0'"),
+    (CU(action="left_click", coordinate=[True, 2]), "desktop", "'coordinate'"),
     (CU(action="wait", time="2"), "desktop", "'time'"),
-    (CU(action="type", text="x", submit=True), "desktop", "'submit' is not an argument"),
+    (CU(action="type", text="x", submit=True), "desktop", "unexpected argument 'submit'"),
     (CU(action="scroll", pixels=0), "desktop", "must not be 0"),
-    (CU(action="wait", time=600), "desktop", "'seconds'"),
+    (CU(action="wait", time=600), "desktop", "'time'"),
     (CU(action="mouse_move", coordinate=[1, 2]), NO_MOVE, "'mouse_move' is not available"),
-    (MU(action="click", coordinate=[1, 2]), "desktop", "unknown tool 'mobile_use'"),
-    (T("pick", {"point": [1, 2]}), "desktop", "unknown tool 'pick'"),
-    (MU(action="key", text="volume_up"), "mobile", "'key' is not available"),
+    (T("pick", {"point": [1, 2]}), "desktop", "'pick' is not available on this device"),
+    (T("teleport", {}), "desktop", "'teleport' is not a tool"),
+    (MU(action="key", text="hyperdrive"), "mobile", "'hyperdrive' is not a key pixelpilot presses"),
     ('<tool_call>\n{"name": "computer_use"}\n</tool_call>', "desktop", '{"name": ...'),
     ('<tool_call>\n{"name": "computer_use", "arguments": {}} trailing\n</tool_call>', "desktop",
      "text after the JSON"),
@@ -269,9 +274,9 @@ UITARS_BAD = [
     ("Thought: I look at the screen.", "uitars", "desktop", "no action found"),
     ("Thought: nothing\nAction:", "uitars", "desktop", "'Action:' is empty"),
     ("Thought: x\nAction: click the OK button", "uitars", "desktop", "holds no call"),
-    ("Action: teleport(start_box='(1,2)')", "uitars", "desktop", "unknown action 'teleport'"),
-    ("Action: click()", "uitars", "desktop", "click needs start_box"),
-    ("Action: click(start_box='')", "uitars-1.5", "desktop", "click needs start_box"),
+    ("Action: teleport(start_box='(1,2)')", "uitars", "desktop", "'teleport' is not an action"),
+    ("Action: click()", "uitars", "desktop", "missing argument 'start_box'"),
+    ("Action: click(start_box='')", "uitars-1.5", "desktop", "missing argument 'start_box'"),
     ("Action: scroll(direction='sideways')", "uitars", "desktop", "'direction'"),
     ("Action: click(start_box='(abc)')", "uitars", "desktop", "cannot read start_box"),
     ("Action: click(start_box='(1,2,3)')", "uitars", "desktop", "cannot read start_box"),
@@ -281,13 +286,13 @@ UITARS_BAD = [
      "unexpected argument 'button'"),
     ("Action: click(start_box='(1,2)', point='<point>1 2</point>')", "uitars", "desktop",
      "repeats"),
-    ("Action: press_home()", "uitars", "desktop", "press_home is not available"),
-    ("Action: left_double(start_box='(1,2)')", "uitars", "mobile", "left_double is not available"),
+    ("Action: press_home()", "uitars", "desktop", "'press_home' is not available"),
+    ("Action: left_double(start_box='(1,2)')", "uitars", "mobile", "'left_double' is not available"),
     ("Action: long_press(start_box='(1,2)', time='soon')", "uitars", "mobile", "not a number"),
     ("Action: click(start_box='<|box_start|>(1290,718)<|box_end|>(1350,747)<|box_end|>')",
      "uitars-1.5", "desktop", "cannot read start_box"),
     ("Action: click(start_box='<point>1 2')", "uitars-1.5", "desktop", "does not close"),
-    ("Action: type(content='')", "uitars", "desktop", "type needs content"),
+    ("Action: type(content='')", "uitars", "desktop", "missing argument 'content'"),
     ("Action: click(start_box=, x)", "uitars", "desktop", "has no value"),
 ]  # fmt: skip
 
@@ -433,7 +438,8 @@ ROUND_TRIPS: dict[str, list[tuple[str | StepContext, Any]]] = {
                 AskUser(question="Which one?"),
             ]
         ],
-        (MOBILE_KEYS, Hotkey(keys=["volume_up"])),
+        ("mobile", SystemButton(button="volume_up")),  # mobile_use key
+        ("mobile", SystemButton(button="recent")),  # key "app_switch"
         *[
             ("robot", a)
             for a in [
@@ -495,6 +501,11 @@ def test_uitars_formats_as_each_version_writes() -> None:
     )
     v15 = UITars15Dialect().format(Drag(start=R(1, 2), end=R(3, 4)), DESKTOP)
     assert v15.endswith(
+        "Action: drag(start_box='<|box_start|>(1,2)<|box_end|>', "
+        "end_box='<|box_start|>(3,4)<|box_end|>')"
+    )
+    point = UITars15Dialect(notation="point").format(Drag(start=R(1, 2), end=R(3, 4)), DESKTOP)
+    assert point.endswith(
         "Action: drag(start_point='<point>1 2</point>', end_point='<point>3 4</point>')"
     )
     typed = UITarsDialect().format(TypeText(text="it's\n"), DESKTOP)
@@ -514,18 +525,17 @@ def test_qwen_formats_as_each_family_writes() -> None:
 @pytest.mark.parametrize(
     ("name", "ctx", "action", "fragment"),
     [
-        ("uitars", "desktop", Click(point=N(1, 2), count=3), "click x3"),
-        ("uitars", "desktop", Wait(seconds=1), "5 s"),
-        ("uitars", "desktop", Scroll(direction="up", amount=2), "fixed amount"),
+        ("uitars", "desktop", Click(point=N(1, 2), count=3), "count=3"),
+        ("uitars", "desktop", Wait(seconds=1), "seconds=1.0"),
+        ("uitars", "desktop", Scroll(direction="up", amount=2), "amount=2"),
         ("uitars", "desktop", Finish(status="failure"), "failure"),
-        ("uitars", "desktop", Drag(end=N(1, 2)), "start point"),
-        ("uitars", "robot", Pick(point=N(1, 2)), "cannot express 'pick'"),
+        ("uitars", "desktop", Drag(end=N(1, 2)), "start=None"),
+        ("uitars", "robot", Pick(point=N(1, 2)), "cannot express Pick"),
         ("uitars-1.5", "desktop", Click(point=N(1, 2)), "resized_px"),
-        ("qwen25vl", "desktop", Drag(start=R(1, 2), end=R(3, 4)), "drags from the pointer"),
-        ("qwen25vl", "desktop", Scroll(direction="left"), "cannot scroll left"),
-        ("qwen25vl", "desktop", Finish(answer="42"), "no answer"),
-        ("qwen25vl", "desktop", Click(point=R(1.5, 2)), "integer"),
-        ("qwen25vl", "mobile", Swipe(start=R(1, 2), end=R(3, 4), seconds=2), "duration"),
+        ("qwen25vl", "desktop", Drag(start=R(1, 2), end=R(3, 4)), "cannot express"),
+        ("qwen25vl", "desktop", Scroll(direction="left"), "cannot express"),
+        ("qwen25vl", "desktop", Finish(answer="42"), "cannot express"),
+        ("qwen25vl", "mobile", Swipe(start=R(1, 2), end=R(3, 4), seconds=2), "cannot express"),
         ("qwen2vl", "desktop", Click(point=R(1, 2)), "norm1000"),
     ],
 )
@@ -555,26 +565,27 @@ def _tools(prompt: str) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in funcs}
 
 
+def _system(ctx: StepContext) -> str:
+    return Qwen25VLDialect().build_prompt("t", [], Image.new("RGB", (8, 8)), ctx).messages[0].text
+
+
 def test_qwen25vl_prompt_offers_the_cookbook_tool_with_the_resolution() -> None:
-    tools = _tools(Qwen25VLDialect().system_prompt(DESKTOP))
+    tools = _tools(_system(DESKTOP))
     assert set(tools) == {"computer_use", "ask_user"}
     cu = tools["computer_use"]
     assert "The screen's resolution is 1932x1092." in cu["description"]
     actions = cu["parameters"]["properties"]["action"]["enum"]
     assert "left_click" in actions and "mouse_move" in actions
-    generated = tidy_schema(args_model("computer_use", tuple(actions)).model_json_schema())
-    generated.pop("description", None)
-    assert cu["parameters"] == generated
-    no_move = _tools(Qwen25VLDialect().system_prompt(NO_MOVE))["computer_use"]
+    no_move = _tools(_system(NO_MOVE))["computer_use"]
     assert "mouse_move" not in json.dumps(no_move["parameters"]["properties"]["action"])
 
 
 def test_qwen25vl_prompt_for_mobile_and_robot() -> None:
-    mobile = _tools(Qwen25VLDialect().system_prompt(MOBILE))
+    mobile = _tools(_system(MOBILE))
     assert set(mobile) == {"mobile_use", "ask_user"}
     assert "resolution is 1092x2408" in mobile["mobile_use"]["description"]
-    assert "key" not in mobile["mobile_use"]["parameters"]["properties"]["action"]["enum"]
-    robot = _tools(Qwen25VLDialect().system_prompt(ROBOT))
+    assert mobile["mobile_use"]["parameters"]["properties"]["action"]["enum"][0] == "key"
+    robot = _tools(_system(ROBOT))
     assert set(robot) == ROBOT_KINDS
     assert "644x476" in robot["pick"]["description"]
 
@@ -582,7 +593,7 @@ def test_qwen25vl_prompt_for_mobile_and_robot() -> None:
 @pytest.mark.parametrize("name", ["uitars", "uitars-1.5"])
 def test_uitars_prompt_lists_the_device_actions(name: str) -> None:
     dialect = get_dialect(name)
-    desktop, mobile = dialect.system_prompt(DESKTOP), dialect.system_prompt(MOBILE)
+    desktop, mobile = dialect.prompt_text("t", DESKTOP), dialect.prompt_text("t", MOBILE)
     for heading in ("## Output Format", "## Action Space", "## Note", "## User Instruction"):
         assert heading in desktop and heading in mobile
     for verb in ("click(", "left_double(", "right_single(", "drag(", "hotkey(", "scroll(",
@@ -591,13 +602,15 @@ def test_uitars_prompt_lists_the_device_actions(name: str) -> None:
     for verb in ("long_press(", "open_app(", "press_home()", "press_back()"):
         assert verb in mobile and verb not in desktop
     assert "left_double(" not in mobile and "hotkey(" not in mobile
-    point = "<point>x1 y1</point>" if name == "uitars-1.5" else "<|box_start|>(x1,y1)<|box_end|>"
-    assert point in desktop
+    assert "start_box='<|box_start|>(x1,y1)<|box_end|>'" in desktop
+    point = UITars15Dialect(notation="point").prompt_text("t", DESKTOP)
+    assert "click(point='<point>x1 y1</point>')" in point
 
 
 PLACEHOLDER_VALUES = [
     ("x1", "11"), ("y1", "12"), ("x2", "13"), ("y2", "14"), ("x3", "13"), ("y3", "14"),
-    ("down or up or right or left", "up"),
+    ("down or up or right or left", "up"), ("key=''", "key='enter'"),
+    ("content=''", "content='a'"), ("app_name=''", "app_name='Maps'"),
 ]  # fmt: skip
 
 
@@ -605,7 +618,7 @@ PLACEHOLDER_VALUES = [
 @pytest.mark.parametrize("ctx", [DESKTOP, MOBILE], ids=["desktop", "mobile"])
 def test_uitars_action_space_lines_are_parseable_calls(name: str, ctx: StepContext) -> None:
     dialect = get_dialect(name)
-    lines = dialect.action_space(ctx)
+    lines = [v.line for v in dialect.offered_verbs(ctx) if v.line]
     assert lines
     for line in lines:
         call = line.split(" #")[0]

@@ -127,7 +127,6 @@ class PyFamily(_Plain):
 
     name: ClassVar[str] = "toy-pycall"
     space: ClassVar[Space] = "norm1000"
-    syntax: ClassVar[PyCallSyntax] = PyCallSyntax(style="box")
     BOX = Arg("start_box", "point", "point", aliases=("point",))
     verbs: ClassVar[tuple[Verb, ...]] = (
         Verb("click", "click", (BOX,), {"button": "left", "count": 1}, devices=D),
@@ -146,6 +145,7 @@ class PyFamily(_Plain):
         Verb("click", "tap", (BOX,), devices=M),
         Verb("press_home", "system_button", (), {"button": "home"}, devices=M),
     )  # fmt: skip
+    syntax: ClassVar[PyCallSyntax] = PyCallSyntax("box", names=[v.name for v in verbs])
 
     def thought_for(self, action: Any, verb: Verb) -> str:
         return "I do it."

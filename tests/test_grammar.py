@@ -43,7 +43,6 @@ from pixelpilot.agent.actions import (
     points,
 )
 from pixelpilot.agent.dialects import DIALECTS, get_dialect
-from pixelpilot.agent.dialects._text import fit
 from pixelpilot.agent.dialects.base import StepContext
 from pixelpilot.agent.dialects.lark import TEXT_CHARS, int_range_regex
 from pixelpilot.agent.errors import ConfigError, ModelError, ParseError
@@ -111,9 +110,8 @@ def walk(c: GrammarConstraint, rng: np.random.Generator, vocab: int) -> list[int
 def offered_kinds(name: str, ctx: StepContext) -> set[str]:
     """Kinds the dialect's prompt offers: UI-TARS's Action Space covers fewer than the device."""
     dialect: Any = get_dialect(name)
-    if name.startswith("uitars"):
-        fitted = (fit(t, ctx, dialect.space) for t in dialect._templates(ctx.device_kind))
-        return {a.kind for a in fitted if a is not None}
+    if name.startswith("uitars"):  # a phone's scroll is a swipe
+        return {v.kind if v.kind in ctx.kinds else "swipe" for v in dialect.offered_verbs(ctx)}
     return set(ctx.kinds)
 
 
@@ -277,8 +275,8 @@ def _signature(call: str) -> tuple[str, ...]:
 
 
 def in_action_space(dialect: Any, text: str, ctx: StepContext) -> bool:
-    """UI-TARS: whether the call has the shape of one of the prompt's Action Space lines (the
-    parser reads more shapes than the prompt shows; the grammar admits the prompt's).
+    """UI-TARS: whether the verb is offered (the grammar admits each offered verb in every
+    official shape; the parser reads more).
     OS-Atlas: whether the verb is ONE line (typed text with a newline is not) of an offered
     verb (IMPOSSIBLE is read and written, but no prompt offers it)."""
     if dialect.name == "osatlas":
@@ -286,8 +284,7 @@ def in_action_space(dialect: Any, text: str, ctx: StepContext) -> bool:
         return "\n" not in line and line.split()[0] in dialect.offered(ctx)
     if not dialect.name.startswith("uitars"):
         return True
-    lines = {_signature(line.split(" #")[0]) for line in dialect.action_space(ctx)}
-    return _signature(text.split("Action: ", 1)[1]) in lines
+    return _signature(text.split("Action: ", 1)[1])[0] in dialect.offered(ctx)
 
 
 BAD: dict[str, list[tuple[str, str]]] = {
@@ -316,20 +313,27 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "qwen25vl": [
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [1933, 5]}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [5, 1093]}}\n</tool_call>'),
-        ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click"}}\n</tool_call>'),
+        ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "mouse_move"}}\n</tool_call>'),
+        ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [5.1234, 5]}}\n</tool_call>'),
+        ("desktop", 'x < y\n<tool_call>\n{"name": "computer_use", "arguments": {"action": "wait", "time": 1}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "scroll", "pixels": 0}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "terminate"}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [5, 5]}}\n</tool_call>'),
         ("desktop", '<tool_call>{"name": "computer_use", "arguments": {"action": "wait", "time": 1}}</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "type", "text": "</tool_call>"}}\n</tool_call>'),
         ("desktop", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [5, 5]}}\n</tool_call>\n<tool_call>'),
-        ("mobile", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "key", "text": "volume_up"}}\n</tool_call>'),
+        ("mobile", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "key", "text": "hyperdrive"}}\n</tool_call>'),
         ("mobile", '<tool_call>\n{"name": "mobile_use", "arguments": {"action": "system_button", "button": "Power"}}\n</tool_call>'),
         ("robot", '<tool_call>\n{"name": "computer_use", "arguments": {"action": "wait", "time": 1}}\n</tool_call>'),
     ],
     "uitars": [
-        ("desktop", "Action: click(start_box='<|box_start|>(5,5)<|box_end|>')"),
-        ("desktop", "Thought: a\nb\nAction: click(start_box='<|box_start|>(5,5)<|box_end|>')"),
+        ("desktop", "Thought: a\nAction:b\nAction: click(start_box='<|box_start|>(5,5)<|box_end|>')"),
+        ("desktop", "Thought: a <|b\nAction: click(start_box='<|box_start|>(5,5)<|box_end|>')"),
+        ("desktop", "Thought: go\nAction: click(start_box='<|box_start|>(5,5)')"),
+        ("desktop", "Thought: go\nAction: click(point='<point>5 5</point>')"),
+        ("desktop", "Thought: go\nAction: click(start_box='(5,5,5)')"),
+        ("desktop", "Thought: go\nAction: click(start_box='(5.5,5)')"),
+        ("desktop", "Thought: go\nAction: type(content='a\nb')"),
         ("desktop", "Thought: go\nAction: click(start_box='<|box_start|>(1001,5)<|box_end|>')"),
         ("desktop", "Thought: go\nAction: type(content='')"),
         ("desktop", "Thought: go\nAction: type(content='it's')"),
@@ -343,8 +347,10 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "uitars-1.5": [
         ("desktop", "Thought: go\nAction: click(point='<point>1933 5</point>')"),
         ("desktop", "Thought: go\nAction: click(point='<point>5 1093</point>')"),
-        ("desktop", "Thought: go\nAction: click(start_box='<|box_start|>(5,5)<|box_end|>')"),
+        ("desktop", "Thought: go\nAction: click(point='(5,5)')"),
+        ("desktop", "Thought: go\nAction: click(start_box='<point>5 5</point>')"),
         ("desktop", "Thought: go\nAction: finished(content='" + "a" * (TEXT_CHARS + 1) + "')"),
+        ("mobile", "Thought: go\nAction: open_app(app_name=' Maps')"),
         ("mobile", "Thought: go\nAction: open_app(app_name='')"),
     ],
     "osatlas": [
@@ -520,15 +526,21 @@ def test_rejected_token_and_bad_sizes_are_clear_errors(qwen_tok: Any, small_tok:
 
 
 def test_forced_tokens_are_the_markers(qwen_tok: Any) -> None:
+    """After ``<tool_call>`` (a thought may come first, so it is not forced) the grammar forces
+    the JSON up to the tool name."""
     c = GrammarConstraint(
         get_dialect("qwen25vl").grammar(CONTEXTS["robot"]), qwen_tok, QWEN_VOCAB_SIZE
     )
+    assert c.forced() == []
+    for t in qwen_tok.encode("<tool_call>", add_special_tokens=False):
+        c.advance(t)
+    prefix = list(c.tokens)
     forced = c.forced()
-    assert qwen_tok.decode(forced).startswith('<tool_call>\n{"name":')
-    assert c.tokens == []  # forced() does not consume
+    assert qwen_tok.decode(forced).startswith('\n{"name":')
+    assert c.tokens == prefix  # forced() does not consume
     for t in forced:
         c.advance(t)
-    assert c.tokens == forced
+    assert c.tokens == prefix + forced
 
 
 # -- pieces -------------------------------------------------------------------------------------

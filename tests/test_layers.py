@@ -33,8 +33,8 @@ LOOP = {"agent.loop", "agent.trajectory", "agent.trajectory_compat", "agent.view
         "agent.secrets", "agent.resume", "agent.stages", "agent.policy", "agent.control",
         "agent.effects", "agent.jobs", "agent.workers", "agent.workers_local", "agent.workers_ray"}  # fmt: skip
 COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj",
-               "agent.cli_scenario", "agent.cli_bench", "agent.cli_common",
-               "agent.cli_control"}  # fmt: skip
+               "agent.cli_scenario", "agent.cli_bench", "agent.cli_batch", "agent.cli_common",
+               "agent.cli_control", "agent.cli_prompt"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:

@@ -194,6 +194,19 @@ def test_sampling_is_seeded_and_always_valid(qwen_model):
         get_dialect("qwen2vl").parse(text, _ctx(640, 400))
 
 
+def test_frequency_penalty_lowers_tokens_the_answer_already_has(qwen_model):
+    """OpenAI's frequency penalty (UI-TARS v1 decodes with 1): a huge one forbids any token to
+    come twice; without it the random tiny model repeats itself."""
+    prompt = qwen2vl_prompt(screen(), grammar=False)
+    runs = {}
+    for penalty in (None, 1e4):
+        with options(qwen_model, frequency_penalty=penalty, max_new_tokens=40):
+            qwen_model.generate(prompt)
+            runs[penalty] = qwen_model.last_stats.token_ids
+    assert len(set(runs[None])) < len(runs[None])
+    assert len(set(runs[1e4])) == len(runs[1e4]) > 10
+
+
 def test_agent_loop_end_to_end_with_the_tiny_checkpoint(tiny_qwen, desktop, fixture_app, tmp_path):
     """Xvfb screenshot -> processor -> constrained generate -> action -> real execution ->
     trajectory with timings, visual token counts and raw text."""
@@ -233,7 +246,9 @@ def test_a_reask_reuses_the_screenshots_vision_features(tiny_small):
     and the answer is what a fresh model gives for that prompt."""
     image = Image.new("RGB", (320, 200), (40, 120, 200))
     dialect = get_dialect("qwen2vl")
-    ctx = StepContext("desktop", DESKTOP_KINDS, ScreenGeometry(320, 200), HUB_PIXELS.resize(320, 200))
+    ctx = StepContext(
+        "desktop", DESKTOP_KINDS, ScreenGeometry(320, 200), HUB_PIXELS.resize(320, 200)
+    )
     first = dialect.build_prompt("Click", [], image, ctx)
     again = dialect.build_prompt("Click", [], image, ctx, feedback="the point is off the screen")
     model = LocalModel(str(tiny_small), max_new_tokens=24)

@@ -268,7 +268,7 @@ def test_uitars_has_no_robot_actions() -> None:
     """UI-TARS's action space has no pick/place: on a robot it offers wait/finished/call_user
     only, and a pick gets a clear error for the model (the scenarios use other dialects)."""
     ctx = StepContext("robot", ROBOT_KINDS, RobotDevice("tray").geometry, HUB_PIXELS.resize(W, H))
-    with pytest.raises(ParseError, match="unknown action 'pick'; use one of: wait, finished"):
+    with pytest.raises(ParseError, match="'pick' is not an action; use one of: wait, finished, call_user"):
         get_dialect("uitars").parse(
             "Thought: pick it\nAction: pick(start_box='<|box_start|>(500,500)<|box_end|>')", ctx
         )

@@ -30,7 +30,7 @@ from pixelpilot.agent.geometry import PixelBudget, ScreenGeometry
 from pixelpilot.agent.loop import Agent, Budgets
 from pixelpilot.agent.trajectory import DirectoryRecorder, load_trajectory
 from pixelpilot.tools.desktop import DesktopDevice
-from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation
+from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Sampling
 from pixelpilot.vlm.openai_server import OpenAIServerModel, from_reference
 from pixelpilot.vlm.transformers_serve import TransformersServe
 
@@ -277,6 +277,7 @@ def test_text_only_prompt() -> None:
 def test_auto_steps_down_when_the_server_refuses_a_grammar() -> None:
     p = prompt_for()
     p.grammar = 'start: "<tool_call>" /[^<]*/ "</tool_call>"'
+    p.sampling = Sampling()  # no vLLM extras to step down from: the constraint alone
     refuse = Reply(422, {"detail": "Unexpected fields in the request: {'structured_outputs'}"})
     call = (
         '{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [154, 98]}}'
@@ -301,10 +302,25 @@ def test_auto_steps_down_when_the_server_refuses_a_grammar() -> None:
 def test_explicit_grammar_refused_is_an_error() -> None:
     p = prompt_for()
     p.grammar = 'start: "x"'
+    p.sampling = Sampling()  # no vLLM extras to step down from: the constraint alone
     refuse = FakeServer(Reply(400, {"error": {"message": "grammar backend xgrammar failed"}}))
     with refuse as srv, pytest.raises(ModelError, match="refused constrain='grammar'"):
         fake_model(srv, constrain="grammar").generate(p)
     assert len(srv.requests) == 1
+
+
+def test_qwen25vl_request_carries_the_checkpoints_decoding() -> None:
+    """The cookbook passes only max_new_tokens=2048, so the checkpoint's generation config
+    decodes (temperature 1e-06, repetition_penalty 1.05): both go in the request, the penalty
+    as vLLM's extra parameter."""
+    call = '<tool_call>\n{"name": "computer_use", "arguments": {"action": "left_click"}}\n</tool_call>'
+    with FakeServer(Reply(body=completion(call))) as srv:
+        fake_model(srv).generate(prompt_for())
+    body = srv.requests[0][1]
+    assert (body["temperature"], body["repetition_penalty"], body["max_tokens"]) == (
+        1e-06, 1.05, 2048,
+    )  # fmt: skip
+    assert "top_k" not in body and "stop" not in body
 
 
 def test_request_shape_and_json_schema() -> None:

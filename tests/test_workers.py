@@ -12,13 +12,17 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import yaml
 
+from pixelpilot.agent.cli import main
 from pixelpilot.agent.trajectory import load_trajectory
 from pixelpilot.agent.workers import Job, JobBook, JobResult, run_jobs
 from pixelpilot.envs.dom_oracle import DomOracle
 from pixelpilot.envs.miniwob_bench import BenchConfig, run_bench
 from pixelpilot.envs.miniwob_slot import MiniWoBSlotFactory, episode_results, miniwob_jobs
+from pixelpilot.scenarios.runner import run_scenario
+from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
 from pixelpilot.tools import locks
 
 SMALL = (640, 480)
@@ -212,3 +216,116 @@ def test_an_episode_over_its_time_limit_is_recorded_as_timeout(tmp_path):
     for e in data["episodes"]:  # the stopped run closed its trajectory
         traj = load_trajectory(e["trajectory"])
         assert 1 <= len(traj.steps) < 4 and traj.result is not None
+
+
+def test_scenario_test_with_two_workers_matches_one_process(display, tmp_path):
+    files = [
+        BUILTIN_DIR / "desktop" / "click_submit.yaml",
+        BUILTIN_DIR / "desktop" / "type_unicode.yaml",
+    ]
+    one = {}
+    for f in files:  # one process, the session's display
+        s = load_scenario(f)
+        for o in run_scenario(s, out_dir=tmp_path / "one"):
+            actions = [st.action.model_dump() for st in load_trajectory(o.result.trajectory).steps]
+            one[f"{o.scenario}-{o.dialect}"] = (o.passed, o.result.status, actions)
+    assert len(one) == 6 and all(passed for passed, _, _ in one.values())
+    code = main(
+        ["scenario", "test", *map(str, files), "--workers", "2", "--out", str(tmp_path / "two")]
+    )
+    assert code == 0
+    (folder,) = (tmp_path / "two").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["failed"], summary["total"], summary["finished"]) == (0, 6, 6)
+    two = {}
+    for r in summary["runs"]:
+        actions = [st.action.model_dump() for st in load_trajectory(folder / r["trajectory"]).steps]
+        two[r["job_id"]] = (r["payload"]["passed"], r["payload"]["status"], actions)
+    assert two == one
+    assert {r["worker"] for r in summary["runs"]} == {0, 1}
+
+
+# -- pixelpilot batch ---------------------------------------------------------------------------
+CLICK = ['✿FUNCTION✿: click\n✿ARGS✿: {"point": [399, 351]}', "✿FUNCTION✿: finish\n✿ARGS✿: {}"]
+
+
+def _lines(path, *rows):
+    path.write_text("".join(r if isinstance(r, str) else json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_batch_runs_every_line_on_a_target_of_its_own(tmp_path, capsys):
+    script = tmp_path / "click.yaml"
+    script.write_text(yaml.safe_dump(CLICK, allow_unicode=True), encoding="utf-8")
+    once = [{"path": "submit_count", "equals": 1}]
+    tasks = _lines(
+        tmp_path / "tasks.jsonl",
+        {"task": "Click Submit.", "target": "fixture", "checks": once},
+        {"task": "Click Submit twice.", "target": "fixture", "id": "twice",
+         "checks": [{"path": "submit_count", "equals": 2}]},
+        "\n",
+        {"task": "Click Submit.", "target": "fixture", "checks": once, "max_steps": 1},
+    )  # fmt: skip
+    out = tmp_path / "out"
+    code = main(["batch", str(tasks), "--model", f"scripted:{script}", "--workers", "2",
+                 "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 1, text  # not every task succeeded
+    summary = json.loads((out / "batch.json").read_text())
+    got = [(r["job_id"], r["payload"]["line"], r["payload"]["status"], r["payload"]["achieved"])
+           for r in summary["runs"]]  # fmt: skip
+    assert got == [("line-0001", 1, "success", True), ("twice", 2, "success", False),
+                   ("line-0004", 4, "step_budget", True)]  # fmt: skip
+    assert (summary["ok"], summary["total"]) == (1, 3)
+    assert sorted(p.name for p in out.iterdir()) == ["batch.json", "line-0001", "line-0004", "twice"]
+    traj = load_trajectory(out / "twice")
+    assert traj.meta.task == "Click Submit twice." and traj.meta.extra["batch"]["line"] == 2
+    assert "✗ submit_count == 2 (got 1)" in text and "1 of 3 tasks succeeded" in text
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (['{"task": "x", "target": "fixture"}\n', "{oops}\n"], "line 2: not JSON"),
+        ([{"target": "fixture"}], "line 1: task: Field required"),
+        ([{"task": "x"}], "line 1: give exactly one of 'target'"),
+        ([{"task": "x", "target": "fixture", "device": "dryrun"}], "line 1: give exactly one"),
+        ([{"task": "x", "target": "moon"}], "line 1: unknown target 'moon'"),
+        ([{"task": "x", "device": "desktop:3"}], "line 1: device 'desktop:3': a batch line acts"),
+        ([{"task": "x", "device": "dryrun", "checks": [{"path": "a", "equals": 1}]}],
+         "line 1: 'checks' read a target's state"),
+        ([{"task": "x", "target": "fixture", "colour": "red"}], "line 1: colour: unknown field"),
+        ([{"task": "x", "target": "fixture", "id": "a"}, {"task": "y", "target": "fixture", "id": "a"}],
+         "line 2: id 'a' is also line 1's"),
+        ([{"task": "x", "device": "android:S1"}, {"task": "y", "device": "android:S1"}],
+         "line 2: android:S1 is also line 1's device"),
+        (["\n"], "no tasks"),
+    ],
+)  # fmt: skip
+def test_a_bad_batch_line_is_one_error_naming_it_and_exit_2(rows, message, tmp_path, capsys):
+    tasks = _lines(tmp_path / "tasks.jsonl", *rows)
+    code = main(["batch", str(tasks), "--model", "dom-oracle-is-no-model", "--workers", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_run_on_a_display_a_worker_holds_is_refused(display, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PIXELPILOT_LOCK_DIR", str(tmp_path / "locks"))
+    number = display.lstrip(":").partition(".")[0]
+    hold = ("import sys, time; from pixelpilot.tools import locks\n"
+            f"locks.claim('display:{number}', 'pixelpilot worker 7 (miniwob)'); print('held', flush=True)\n"
+            "sys.stdin.read()\n")  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        script = tmp_path / "click.yaml"
+        script.write_text(yaml.safe_dump(CLICK, allow_unicode=True), encoding="utf-8")
+        code = main(["run", "Click Submit.", "--model", f"scripted:{script}", "--device",
+                     f"desktop:{number}", "--no-hotkeys", "--out", str(tmp_path / "runs")])  # fmt: skip
+    finally:
+        holder.communicate("")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1, err
+    assert err[0].startswith(f"device error: display:{number} is in use by pid {holder.pid} "
+                             "(pixelpilot worker 7 (miniwob))")  # fmt: skip

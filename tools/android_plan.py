@@ -57,6 +57,7 @@ __all__ = [
     "IME_CHUNK_BYTES",
     "INPUT_TEXT_CHUNK",
     "KEYCODES",
+    "KEYEVENTS",
     "Argv",
     "plan",
     "resolve_app",
@@ -71,6 +72,14 @@ KEYCODES = {
     "recent": 187,  # KEYCODE_APP_SWITCH: the overview of recent apps
 }  # fmt: skip
 """android.view.KeyEvent codes of the keys pixelpilot presses (numbers work on every version)."""
+KEYEVENTS = {
+    **KEYCODES,
+    "volume_up": 24, "volume_down": 25, "volume_mute": 164, "power": 26, "camera": 27,
+    "clear": 28, "search": 84, "notification": 83, "escape": 111, "dpad_up": 19,
+    "dpad_down": 20, "dpad_left": 21, "dpad_right": 22, "dpad_center": 23, "wakeup": 224,
+    "sleep": 223,
+}  # fmt: skip
+"""The KeyEvent code of every SystemButton (its name is the adb keyevent name)."""
 IME_CHUNK_BYTES = 512
 """UTF-8 bytes per ADBKeyboard broadcast: keeps each shell line well under adbd's limits."""
 INPUT_TEXT_CHUNK = 256
@@ -110,7 +119,7 @@ def plan(action: Action, *, ime: bool, apps: Mapping[str, str] | None = None) ->
         case Swipe():
             return [["input", "swipe", *_xy(action.start), *_xy(action.end), _ms(action.seconds)]]
         case SystemButton():
-            return [["input", "keyevent", str(KEYCODES[action.button])]]
+            return [["input", "keyevent", str(KEYEVENTS[action.button])]]
         case TypeText():
             return type_text(action.text, ime=ime)
         case OpenApp():

@@ -42,6 +42,7 @@ from PIL import Image
 from pixelpilot.agent.actions import (
     DESKTOP_KINDS,
     Action,
+    Click,
     Drag,
     Point,
     Scroll,
@@ -447,19 +448,23 @@ class DesktopDevice(Device):
         self.waited["execute"] = 0.0
         try:
             pointer = None
-            if (isinstance(action, Drag) and action.start is None) or (
-                isinstance(action, Scroll) and action.point is None
-            ):  # acts where the pointer is: that must be in the view
+            at_pointer = (
+                (isinstance(action, Drag) and action.start is None)
+                or (isinstance(action, Click) and action.point is None)
+                or (isinstance(action, Scroll) and action.point is None)
+            )
+            if at_pointer:  # acts where the pointer is: that must be in the view
                 lx, ly = pag.position()
                 pointer = ((lx - geom.origin[0]) * geom.scale, (ly - geom.origin[1]) * geom.scale)
                 if not geom.contains(int(pointer[0]), int(pointer[1])):
                     raise PointOutOfBounds(
                         f"{action.kind}: the pointer is outside the {geom.width}x{geom.height} "
-                        "screen; give the point where it should start"
+                        "screen; give the point where it should act"
                     )
-                if isinstance(action, Drag):  # record where it began
-                    start = Point(x=pointer[0], y=pointer[1], space="screen_px")
-                    done_action = action.model_copy(update={"start": start})
+                if isinstance(action, (Drag, Click)):  # record where it acted
+                    here = Point(x=pointer[0], y=pointer[1], space="screen_px")
+                    field = "start" if isinstance(action, Drag) else "point"
+                    done_action = action.model_copy(update={field: here})
             commands = plan(
                 action, geom, pointer=pointer,
                 drag_steps=self.drag_steps,

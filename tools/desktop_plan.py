@@ -59,10 +59,11 @@ def plan(
     that cannot be typed. Control actions (finish, ask_user) need no commands.
     """
     match action:
-        case Click():
+        case Click():  # no point: pyautogui clicks where the pointer is
+            at = _xy(action.point, geometry) if action.point is not None else {}
             return [[
                 "pyautogui.click",
-                {**_xy(action.point, geometry), "button": action.button, "clicks": action.count,
+                {**at, "button": action.button, "clicks": action.count,
                  "interval": click_interval if action.count > 1 else 0.0},
             ]]  # fmt: skip
         case Move():

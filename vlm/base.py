@@ -49,6 +49,9 @@ class Sampling:
     top_k: int | None = None
     repetition_penalty: float | None = None
     max_new_tokens: int | None = None
+    frequency_penalty: float | None = None
+    """OpenAI's: each generated token's logit is lowered by this times the number of times it
+    was generated before in the answer (UI-TARS v1's authors decode with 1)."""
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,26 @@ Decoding is a plain loop over ``model(...)`` instead of ``generate`` because it 
 - grammar constraints (``prompt.grammar``, through ``constrained.GrammarConstraint``);
 - grammar-forced tokens (markers, JSON keys) fed in ONE forward pass with the sampled token before
   them, instead of one decode step each;
-- a KV cache of the text before the screenshot (system prompt, tool schema, task, history) kept
-  across steps: each call reuses the longest common token prefix and only runs the rest.
+- a KV cache of everything the last call fed the model, screenshots included, kept across
+  steps: each call reuses the longest prefix its prompt shares with it, token ids AND images
+  (vlm/prefix_cache.py), and only runs the rest; a screenshot after that prefix that was seen
+  before takes its vision features from a cache (vlm/vision_cache.py) instead of the ViT, and
+  only new screenshots go through the image processor (vlm/inputs.py).
 The backend reads only the Prompt: its ``sampling`` (the family's decoding settings) are the
 defaults under the constructor's explicit options, ``continue_final`` renders the last
 (assistant) message open for the model to continue, and ``stop`` strings end the answer.
-M-RoPE positions are computed once per call by the model's own ``get_rope_index`` and passed
-explicitly; ``model.model.rope_deltas`` (state that survives between calls) is reset each call.
+M-RoPE positions are computed once per call over the whole prompt by the model's own
+``get_rope_index`` and passed explicitly (positions after an image depend on every earlier
+image's grid); ``model.model.rope_deltas`` (state that survives between calls) is reset each
+call.
 With ``compile=True`` the cache is a StaticCache and, on CUDA, single-token steps run through
 ``torch.compile`` (CUDA graphs); prefill and multi-token forced chunks stay eager.
 
-On CUDA, attention runs on flash / memory-efficient SDPA, not cuDNN's: cuDNN builds a new
-graph for each new key length, which a decode with a growing cache hits on every pass
-(measured on an H200: docs/models.md). ``cudnn_attention=True`` allows it again.
+On a CPU, text attention runs through ``attention.prefix_sdpa``: a chunk after a cached prefix
+takes the causal kernel or one shared mask, not a boolean mask per layer (3x slower there).
+On CUDA, attention runs on flash / memory-efficient SDPA, not cuDNN's: cuDNN builds a new graph
+for each new key length, which a decode with a growing cache hits on every pass (measured on
+an H200: docs/models.md). ``cudnn_attention=True`` allows it again.
 """
 
 from __future__ import annotations
@@ -35,9 +42,15 @@ from typing import Any, Literal
 
 from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
+from pixelpilot.vlm.attention import forget_masks, use_prefix_sdpa
 from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Prompt, Sampling, VisionModel
 from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
+from pixelpilot.vlm.inputs import Encoded, chat_text, encode, rope_positions, set_pixels
 from pixelpilot.vlm.prefix_cache import PrefixCache
+from pixelpilot.vlm.sampling import pick
+from pixelpilot.vlm.vision_cache import VisionCache
+
+__all__ = ["DecodeStats", "LocalModel", "chat_text"]
 
 ForcedMode = Literal["batch", "step", "off"]
 """How grammar-forced tokens are fed: all in one forward pass with the token before them
@@ -51,6 +64,9 @@ class DecodeStats:
 
     reused_tokens: int = 0  # prompt tokens whose KV came from the previous call
     prefilled_tokens: int = 0  # prompt tokens run in the prefill forward pass
+    prefix_images: int = 0  # images inside the reused prefix (nothing computed for them)
+    cached_images: int = 0  # images after it whose vision features came from the cache
+    encoded_images: int = 0  # images run through the image processor and the vision tower
     forward_passes: int = 0  # decode forward passes after the prefill
     sampled_tokens: int = 0  # tokens chosen from logits
     forced_tokens: int = 0  # tokens the grammar forced
@@ -75,8 +91,10 @@ class LocalModel(VisionModel):
         top_p: float | None = None,
         top_k: int | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         seed: int | None = None,
         reuse_prefix: bool = True,
+        vision_cache: int = 8,
         compile: bool = False,
         constrain: bool = True,
         forced: ForcedMode = "batch",
@@ -86,9 +104,11 @@ class LocalModel(VisionModel):
     ) -> None:
         """``parts``: an already built (processor, model), e.g. a model made from a config for a
         benchmark; ``ref`` then only names it and ``device``/``dtype`` are the model's.
-        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``:
+        ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``,
+        ``frequency_penalty``:
         None takes the prompt's ``sampling`` (the family's settings), then the defaults
-        (MAX_NEW_TOKENS, greedy)."""
+        (MAX_NEW_TOKENS, greedy). ``reuse_prefix``: keep the KV cache of the last call for
+        the next; ``vision_cache``: how many screenshots' vision features are kept (0: none)."""
         import torch
 
         if max_new_tokens is not None and max_new_tokens < 1:
@@ -101,6 +121,8 @@ class LocalModel(VisionModel):
             raise ConfigError(f"top_k must be at least 1, got {top_k}")
         if repetition_penalty is not None and repetition_penalty <= 0:
             raise ConfigError(f"repetition_penalty must be > 0, got {repetition_penalty}")
+        if vision_cache < 0:
+            raise ConfigError(f"vision_cache must be >= 0, got {vision_cache}")
         if forced not in ("batch", "step", "off"):
             raise ConfigError(f"forced must be batch, step or off, got {forced!r}")
         self.ref = ref
@@ -110,6 +132,7 @@ class LocalModel(VisionModel):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p, self.top_k, self.repetition_penalty = top_p, top_k, repetition_penalty
+        self.frequency_penalty = frequency_penalty
         self._sampling = Sampling()
         """The settings of the call in progress: explicit options over the prompt's."""
         self.reuse_prefix = reuse_prefix
@@ -124,6 +147,8 @@ class LocalModel(VisionModel):
             self.processor, self.model = load_checkpoint(
                 ref, self.device, self.dtype, attn_implementation
             )
+        if self.device.type == "cpu" and not compile and attn_implementation == "sdpa":
+            use_prefix_sdpa(self.model)  # a chunk after a cached prefix without a mask tensor
         self.config = self.model.config
         self.vocab_size = int(self.config.get_text_config().vocab_size)
         self.set_pixels(self.pixels)
@@ -148,8 +173,7 @@ class LocalModel(VisionModel):
             # CUDA graphs reuse their output buffer: copy the logits out before the next replay
             self._step_fn = lambda ids, pos: compiled(ids, pos).clone()
         self._prefix = PrefixCache(self.config, static=compile)
-        self._vision: tuple[Any, Any] | None = None
-        """((screenshot, grid), vision tower output) of the last call."""
+        self._vision = VisionCache(self.model, self.processor, vision_cache)
         self.last_stats = DecodeStats()
 
     # -- VisionModel ---------------------------------------------------------------------
@@ -157,16 +181,27 @@ class LocalModel(VisionModel):
         return self.pixels.resize(width, height)
 
     def close(self) -> None:
-        self._prefix.reset()
-        self._vision = None
+        self.reset_prefix()
+
+    @property
+    def vision_cache(self) -> int:
+        """How many screenshots' vision features are kept across calls (0: none)."""
+        return self._vision.size
+
+    @vision_cache.setter
+    def vision_cache(self, size: int) -> None:
+        self._vision.size = size
+        self._vision.clear()
 
     def seed(self, seed: int) -> None:
         """Restart the sampler's random stream (temperature > 0) from ``seed``."""
         self._generator.manual_seed(seed)
 
     def reset_prefix(self) -> None:
-        """Forget the cached prompt prefix (the next call prefills everything)."""
+        """Forget what earlier calls left (the KV prefix, the screenshots' vision features):
+        the next call computes everything."""
         self._prefix.reset()
+        self._vision.clear()
 
     def _generate(self, prompt: Prompt) -> Generation:
         import torch
@@ -174,25 +209,22 @@ class LocalModel(VisionModel):
         timings: dict[str, float] = {}
         self._sampling = self.settings(prompt.sampling)
         with _timer(timings, "preprocess", self._sync):
-            inputs = self.encode(prompt)
+            enc = self.encode(prompt)
         grammar = prompt.grammar if self.constrain else None
         with torch.inference_mode(), self._attention_backends():
-            image = prompt.images[-1] if prompt.images else None
-            ids, stats = self._decode(inputs, grammar, timings, image, prompt.stop)
+            ids, stats = self._decode(enc, grammar, timings, prompt.stop)
         with _timer(timings, "detokenize"):
             text = _cut(self.tokenizer.decode(ids, skip_special_tokens=False), prompt.stop)
-        grid = inputs.get("image_grid_thw")
         visual = resized = None
-        if grid is not None:
-            merge = self.processor.image_processor.merge_size
-            visual = int(sum(int(t * h * w) for t, h, w in grid.tolist()) // merge**2)
+        if enc.spans:
+            visual = sum(s.end - s.start for s in enc.spans)
             patch = self.processor.image_processor.patch_size
-            _, gh, gw = grid[-1].tolist()
-            resized = (int(gw) * patch, int(gh) * patch)
+            _, gh, gw = enc.spans[-1].key[1]
+            resized = (gw * patch, gh * patch)
         self.last_stats = stats
         return Generation(
             text=text,
-            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            prompt_tokens=int(enc.input_ids.shape[1]),
             output_tokens=len(ids),
             visual_tokens=visual,
             resized=resized,
@@ -213,6 +245,7 @@ class LocalModel(VisionModel):
             top_p=pick(self.top_p, rule.top_p, 1.0),
             top_k=pick(self.top_k, rule.top_k, 0),
             repetition_penalty=pick(self.repetition_penalty, family.repetition_penalty, 1.0),
+            frequency_penalty=pick(self.frequency_penalty, family.frequency_penalty, 0.0),
             max_new_tokens=pick(self.max_new_tokens, family.max_new_tokens, MAX_NEW_TOKENS),
         )
 
@@ -227,78 +260,55 @@ class LocalModel(VisionModel):
         )
 
     # -- preprocessing -------------------------------------------------------------------
-    def encode(self, prompt: Prompt) -> Any:
-        """The processor's tensors for ``prompt`` (chat template, image resize and patches)."""
-        text = chat_text(self.processor, prompt)
-        images = prompt.images or None
-        return self.processor(text=[text], images=images, return_tensors="pt")
+    def encode(self, prompt: Prompt) -> Encoded:
+        """``prompt`` as the model takes it: the chat template's text as token ids, each image's
+        placeholder tokens and identity (its pixels are processed only when needed)."""
+        return encode(self.processor, prompt)
 
     def set_pixels(self, budget: PixelBudget) -> None:
         """Use ``budget`` (min/max pixels of the resized screenshot) from the next call on."""
-        from transformers.image_utils import SizeDict
-
         self.pixels = budget
-        ip = self.processor.image_processor
-        ip.size = SizeDict(shortest_edge=budget.min_pixels, longest_edge=budget.max_pixels)
-        for attr in ("min_pixels", "max_pixels"):  # older processors read these directly
-            if hasattr(ip, attr):
-                setattr(ip, attr, getattr(budget, attr))
+        set_pixels(self.processor, budget)
 
     # -- decoding ------------------------------------------------------------------------
     def _decode(
         self,
-        inputs: Any,
+        enc: Encoded,
         grammar: str | None,
         timings: dict[str, float],
-        image: Any = None,
         stop: tuple[str, ...] = (),
     ) -> tuple[list[int], DecodeStats]:
         try:
-            return self._decode_impl(inputs, grammar, timings, image, stop)
+            return self._decode_impl(enc, grammar, timings, stop)
         except BaseException:
             self.reset_prefix()  # the cache may hold a half-written step
             raise
 
     def _decode_impl(
         self,
-        inputs: Any,
+        enc: Encoded,
         grammar: str | None,
         timings: dict[str, float],
-        image: Any,
         stop: tuple[str, ...],
     ) -> tuple[list[int], DecodeStats]:
         import torch
 
         stats = DecodeStats()
         dev = self.device
-        input_ids = inputs["input_ids"]
-        prompt_ids: list[int] = input_ids[0].tolist()
+        input_ids = enc.input_ids
+        prompt_ids = enc.ids
         n_prompt = len(prompt_ids)
         self.model.model.rope_deltas = None  # M-RoPE state from an earlier call must not leak
         constraint = self._constraint(grammar)
-
-        # positions of the whole prompt; text before the first image has position == index
-        grid = inputs.get("image_grid_thw")
-        if grid is not None:
-            pos, deltas = self.model.model.get_rope_index(
-                input_ids, mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=grid
-            )
-            delta = int(deltas.reshape(-1)[0])
-        else:
-            pos = torch.arange(n_prompt).view(1, 1, -1).expand(3, 1, -1)
-            delta = 0
-        # the KV of text before the first image may be reused (at least one token is run)
-        cut = (
-            prompt_ids.index(self.vision_start_id)
-            if self.vision_start_id in prompt_ids
-            else n_prompt
-        )
-        cut = min(cut, n_prompt - 1)
+        pos, delta = rope_positions(self.model, enc)
         budget = int(self._sampling.max_new_tokens or MAX_NEW_TOKENS)
-        need = n_prompt + budget + 1
-        reuse = self._prefix.take(prompt_ids[:cut] if self.reuse_prefix else [], need)
+        # the KV of the longest prefix shared with the last call, images included, is reused;
+        # at least one token is run
+        limit = n_prompt - 1 if self.reuse_prefix else 0
+        reuse = self._prefix.take(prompt_ids, enc.spans, n_prompt + budget + 1, limit)
         stats.reused_tokens = reuse
         stats.prefilled_tokens = n_prompt - reuse
+        fed = list(prompt_ids)  # what the cache holds after this call
 
         # tokens the grammar forces before the first choice
         head: list[int] = []
@@ -307,10 +317,12 @@ class LocalModel(VisionModel):
             head = self._take_forced(constraint)
             stats.mask_s += time.perf_counter() - t0
         n_fed = n_prompt
-        with _timer(timings, "vision", self._sync):
-            vision = None
-            if grid is not None:
-                vision = self._image_features(inputs, grid, image)
+        rest = [s for s in enc.spans if s.start >= reuse]
+        timings.setdefault("vision", 0.0)
+        vision = self._vision.features(enc, rest, timings, self._sync) if rest else None
+        stats.prefix_images = len(enc.spans) - len(rest)
+        stats.encoded_images = self._vision.computed if rest else 0
+        stats.cached_images = len(rest) - stats.encoded_images
         with _timer(timings, "prefill", self._sync):
             feed = input_ids[:, reuse:].to(dev)
             positions = pos[:, :, reuse:].to(dev)
@@ -318,6 +330,7 @@ class LocalModel(VisionModel):
                 feed = torch.cat([feed, torch.tensor([head], device=dev)], dim=1)
                 positions = torch.cat([positions, self._positions(n_fed, len(head), delta)], dim=2)
                 n_fed += len(head)
+                fed += head
             logits = self._forward(
                 feed, positions, {"image": vision} if vision is not None else None
             )
@@ -333,12 +346,13 @@ class LocalModel(VisionModel):
                 ids_t = torch.tensor([chunk], device=dev)
                 logits = step(ids_t, self._positions(n_fed, len(chunk), delta))
                 n_fed += len(chunk)
+                fed += chunk
                 stats.forward_passes += 1
             t0 = time.perf_counter()
             if constraint is not None:
                 constraint.mask_logits(logits)
             t1 = time.perf_counter()
-            token = self._pick(logits, prompt_ids, out)
+            token = pick(logits, self._sampling, prompt_ids, out, self._generator)
             pending = [token]
             if constraint is not None:
                 t2 = time.perf_counter()
@@ -353,8 +367,7 @@ class LocalModel(VisionModel):
         timings["decode"] = time.perf_counter() - t_decode
         timings["grammar"] = stats.mask_s
         stats.token_ids = out
-        if self.reuse_prefix:
-            self._prefix.keep(prompt_ids[:cut])
+        self._prefix.keep(fed, enc.spans)
         return out, stats
 
     def _finished(self, new: list[int], out: list[int], constraint: Any, budget: int) -> bool:
@@ -388,36 +401,8 @@ class LocalModel(VisionModel):
             mm_encoder_outputs=mm_encoder_outputs,
             logits_to_keep=1,
         )
+        forget_masks()
         return out.logits[0, -1].float()
-
-    def _pick(self, logits: Any, prompt_ids: list[int], out: list[int]) -> int:
-        import torch
-
-        s = self._sampling
-        penalty = float(s.repetition_penalty or 1.0)
-        if penalty != 1.0:  # as transformers' RepetitionPenaltyLogitsProcessor: prompt + answer
-            seen = torch.tensor(sorted(set(prompt_ids) | set(out)), device=logits.device)
-            picked = logits[seen]
-            logits[seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
-        temperature = float(s.temperature or 0.0)
-        if temperature <= 0 or s.top_k == 1:
-            return int(torch.argmax(logits))
-        logits = logits / temperature
-        if s.top_k and s.top_k < logits.shape[0]:
-            kth = torch.topk(logits, int(s.top_k)).values[-1]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if s.top_p is not None and s.top_p < 1.0:
-            ordered, order = torch.sort(logits, descending=True)
-            cum = torch.softmax(ordered, dim=-1).cumsum(-1)
-            drop = cum - torch.softmax(ordered, dim=-1) >= s.top_p  # keep the first token always
-            logits = logits.masked_fill(
-                torch.zeros_like(drop).scatter(0, order, drop), float("-inf")
-            )
-        probs = torch.softmax(logits, dim=-1)
-        # exponential-race sampling (argmax p_i / E_i, E_i ~ Exp(1)) draws i with probability
-        # p_i, like multinomial, at a tenth of its cost over a 152k vocabulary on a CPU
-        race = torch.empty_like(probs).exponential_(1.0, generator=self._generator)
-        return int(torch.argmax(probs / race))
 
     def _constraint(self, grammar: str | None) -> Any:
         if grammar is None:
@@ -437,50 +422,11 @@ class LocalModel(VisionModel):
                     return taken
         return taken
 
-    def _image_features(self, inputs: Any, grid: Any, image: Any) -> Any:
-        """The vision tower's output for the prompt's screenshot. A re-ask within a step sends
-        the same screenshot again: its features are reused instead of recomputed."""
-        sizes = grid.tolist()
-        if image is not None and self._vision is not None:
-            (seen, seen_sizes), features = self._vision
-            if seen is image and seen_sizes == sizes:
-                return features
-        pixel_values = inputs["pixel_values"].to(self.device, self.dtype)
-        vision = self.model.model.get_image_features(
-            pixel_values, grid.to(self.device), return_dict=True
-        )
-        self._vision = ((image, sizes), vision)
-        return vision
-
     def _sync(self) -> None:
         if self.device.type == "cuda":
             import torch
 
             torch.cuda.synchronize(self.device)
-
-
-def chat_text(processor: Any, prompt: Prompt) -> str:
-    """The exact text the model sees for ``prompt``: its messages through the checkpoint's chat
-    template, each image as its vision placeholder; a final assistant message left open when
-    the model continues it (``continue_final``), else a new assistant turn opened."""
-    messages = [
-        {
-            "role": m.role,
-            "content": [
-                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
-                for p in m.content
-            ],
-        }
-        for m in prompt.messages
-    ]
-    return str(
-        processor.apply_chat_template(
-            messages,
-            tokenize=False,
-            add_generation_prompt=not prompt.continue_final,
-            continue_final_message=prompt.continue_final,
-        )
-    )
 
 
 def _cut(text: str, stop: tuple[str, ...]) -> str:

@@ -244,6 +244,8 @@ class OpenAIServerModel(VisionModel):
         }
         if top_p is not None:
             body["top_p"] = top_p
+        if s.frequency_penalty:
+            body["frequency_penalty"] = s.frequency_penalty
         if prompt.stop:
             body["stop"] = list(prompt.stop)
         if extras:

@@ -3,7 +3,7 @@
 qwen2vl      Qwen-Agent ✿FUNCTION✿/✿ARGS✿ function calling, norm1000 (Qwen2-VL-*-Instruct)
 qwen25vl     hermes <tool_call> JSON, cookbook computer_use/mobile_use, resized_px
 uitars       Thought/Action python-like calls, norm1000 (UI-TARS v1)
-uitars-1.5   the same with <point>x y</point>, resized_px (UI-TARS-1.5)
+uitars-1.5   the same, resized_px (UI-TARS-1.5; box tokens, or <point>x y</point> on request)
 osatlas      thoughts:/actions: verb lines with <point>[[x,y]]</point>, norm1000 (OS-Atlas-Pro)
 showui       {'action': ..., 'value': ..., 'position': [x, y]} in 0..1 (ShowUI)
 

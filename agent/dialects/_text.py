@@ -1,7 +1,7 @@
 """Small helpers shared by the dialect parsers.
 
 Text: end-token cutting, code-fence stripping, JSON object extraction, string (un)escaping, a
-hand-written scanner for UI-TARS's python-like calls, tidying of generated JSON schemas. Actions:
+hand-written scanner for UI-TARS's python-like calls. Actions:
 fitting a parsed action to the device's kinds through the families' obvious synonyms (a click on
 a phone is a tap). Nothing here evaluates model text: JSON goes through ``json``, the rest is
 regexes and explicit scanning. Every ParseError message is one line written for the model.
@@ -186,27 +186,6 @@ def scan_call(text: str, name: str, start: int) -> Call:
         call.args[key] = value
 
 
-# -- generated schemas -------------------------------------------------------------------------
-def tidy_schema(schema: Any) -> Any:
-    """A pydantic JSON schema made compact for a prompt: no titles, no ``null`` branches of
-    optional fields, no ``default: null``."""
-    if isinstance(schema, list):
-        return [tidy_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "title" or (key == "default" and value is None):
-            continue
-        if key == "anyOf":
-            branches = [b for b in value if b != {"type": "null"}]
-            if len(branches) == 1:
-                out.update(tidy_schema(branches[0]))
-                continue
-        out[key] = value if key in ("enum", "required") else tidy_schema(value)
-    return out
-
-
 # -- fitting an action to the device -----------------------------------------------------------
 SYSTEM_KEYS = frozenset({"back", "home", "enter", "menu"})
 SWIPE_SHARE = 0.5
@@ -249,6 +228,7 @@ def fit(action: Any, ctx: StepContext, space: Space) -> Any | None:
     if (
         isinstance(action, Click)
         and "tap" in kinds
+        and action.point is not None
         and (action.button, action.count) == ("left", 1)
     ):
         return Tap(point=action.point)
@@ -280,17 +260,6 @@ def xy(p: Point, space: Space, dialect: str) -> list[int | float]:
     if p.space != space:
         raise ValueError(f"{dialect} writes points in {space}, got {p}; convert it first")
     return [num(p.x), num(p.y)]
-
-
-def call_arguments(action: Any, space: Space, dialect: str) -> dict[str, Any]:
-    """A generic tool call's arguments for ``action``: its non-default fields, points as [x, y]."""
-    out: dict[str, Any] = {}
-    for name in type(action).model_fields:
-        value = getattr(action, name)
-        if name == "kind" or value == type(action).model_fields[name].default:
-            continue
-        out[name] = xy(value, space, dialect) if isinstance(value, Point) else value
-    return out
 
 
 def split_keys(keys: list[str]) -> list[str]:

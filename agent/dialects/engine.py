@@ -85,7 +85,8 @@ class TableDialect(Dialect):
             raise ParseError(
                 f"{call.name!r} is not available on this device; use one of: {words(names)}"
             )
-        raise ParseError(f"{call.name!r} is not a {what}; use one of: {words(names)}")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise ParseError(f"{call.name!r} is not {article} {what}; use one of: {words(names)}")
 
     def _usable(self, ctx: StepContext) -> list[Verb]:
         """Every verb that may be read (and then fitted to the device): the offered ones first,

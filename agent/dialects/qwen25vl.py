@@ -1,495 +1,437 @@
-"""Qwen2.5-VL: hermes ``<tool_call>`` JSON with the cookbook's computer_use / mobile_use tools.
+"""Qwen2.5-VL-Instruct: the cookbook's ``computer_use`` / ``mobile_use`` tools, ``<tool_call>`` JSON.
 
-Points are pixels of the smart-resized image (``resized_px``), and each tool's description
-states that resolution, as the Qwen2.5-VL cookbooks do. The tools' argument models live here
-as pydantic models; the ``<tools>`` JSON schema is generated from them, narrowed to the actions
-the device offers. Kinds the cookbook tools lack (ask_user, every robot kind) are offered as
-generic tools named after our action kinds, in the same ``<tool_call>`` form.
+The official agent format is the Qwen2.5-VL cookbook's (QwenLM/Qwen2.5-VL at
+f0af2996e843cf46aa5f778c38d6694500c2ca81): the tools of ``cookbooks/utils/agent_function_call.py``
+(unchanged from d08310c, 2025-01-28, to 465b320, the last Qwen2.5-VL-era commit) put in the
+system message by qwen-agent 0.0.15's ``NousFnCallPrompt``, and the single user message of
+``cookbooks/mobile_agent.ipynb`` (cell 9):
+
+- system: ``You are a helpful assistant.`` then ``\\n\\n`` and the Nous tool block: ``# Tools``
+  ... ``<tools>`` one JSON line per tool (``{"type": "function", "function": {"name_for_human",
+  "name", "description", "parameters", "args_format"}}``) ``</tools>`` ... the ``<tool_call>``
+  format; the tool's description states the smart-resized screen size;
+- user: ``The user query:  {task}\\nTask progress (You have done the following operation on the
+  current device): `` then ``Step i: {call json}; `` for every earlier step, then the current
+  screenshot (text first: the notebook's local-model cells). No earlier screenshot, no
+  assistant turn: the prompt is rebuilt from scratch each step;
+- the answer: ``<tool_call>\\n{"name": "mobile_use", "arguments": {"action": ...}}\\n</tool_call>``,
+  points in pixels of the smart-resized screenshot (``resized_px``).
+
+The computer_use notebook only grounds single instructions; a desktop agent step uses the
+mobile notebook's layout with ``computer_use``. Project additions (``Fidelity``): an
+``ask_user`` tool (and, on a robot, generic tools for its kinds: the cookbook has no robot
+tool); a note on an earlier step after its ``Step i`` entry; the reason a rejected answer was
+rejected, after the history text.
+
+Sampling: the cookbook passes only ``max_new_tokens=2048`` (``model.generate(**inputs,
+max_new_tokens=2048)``; its API cell passes nothing), so the checkpoint's generation config
+decodes: Qwen2.5-VL-*-Instruct's ``generation_config.json`` samples with temperature 1e-06
+(greedy in effect) and repetition_penalty 1.05. (The hub file itself was not readable here; these
+are the values the checkpoints fine-tuned from it carry, e.g. stanford-oval/churro-3B's.)
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from PIL import Image
 
-from pixelpilot.agent.actions import (
-    BY_KIND,
-    Click,
-    Drag,
-    Finish,
-    Hotkey,
-    LongPress,
-    Move,
-    OpenApp,
-    Scroll,
-    Space,
-    Swipe,
-    SystemButton,
-    Tap,
-    TypeText,
-    Wait,
-    action_from_call,
-    point_fields,
-    tool_specs,
-)
-from pixelpilot.agent.dialects._text import (
-    call_arguments,
-    clean,
-    json_object,
-    require,
-    split_keys,
-    tidy_schema,
-    xy,
-)
-from pixelpilot.agent.dialects.base import StepContext
-from pixelpilot.agent.dialects.grammars import qwen25vl_grammar
-from pixelpilot.agent.dialects.legacy import LegacyDialect
+from pixelpilot.agent.actions import Scroll, Space, SystemButton
+from pixelpilot.agent.dialects.base import StepContext, Turn
+from pixelpilot.agent.dialects.engine import TableDialect
+from pixelpilot.agent.dialects.layout import feedback_text, image, text
+from pixelpilot.agent.dialects.syntax import GrammarSpec
+from pixelpilot.agent.dialects.syntax_fncall import parameters
+from pixelpilot.agent.dialects.syntax_toolcall import ToolCallSyntax, call_object
+from pixelpilot.agent.dialects.table import ALL_DEVICES, Arg, Verb, action_verbs
 from pixelpilot.agent.errors import ParseError
-from pixelpilot.vlm.base import JsonForm
+from pixelpilot.vlm.base import Message, Prompt, Sampling
 
-Coordinate = Annotated[list[int], Field(min_length=2, max_length=2)]
-_XY = "(x, y): The x (pixels from the left edge) and y (pixels from the top edge) coordinates"
+__all__ = ["COMPUTER_USE", "MOBILE_USE", "QUERY", "SYSTEM", "Qwen25VLDialect", "tools_block"]
 
-
-class ComputerUseArgs(BaseModel):
-    """Arguments of the cookbook's ``computer_use`` tool."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    action: Literal[
-        "key", "type", "mouse_move", "left_click", "left_click_drag", "right_click",
-        "middle_click", "double_click", "scroll", "wait", "terminate",
-    ]  # fmt: skip
-    keys: list[str] | None = Field(None, description="Required only by `action=key`.")
-    text: str | None = Field(None, description="Required only by `action=type`.")
-    coordinate: Coordinate | None = Field(
-        None,
-        description=f"{_XY} to move the mouse to. Required only by `action=mouse_move`, "
-        "`action=left_click_drag` and the click actions.",
-    )
-    pixels: int | None = Field(
-        None,
-        description="The amount of scrolling to perform. Positive values scroll up, negative "
-        "values scroll down. Required only by `action=scroll`.",
-    )
-    time: float | None = Field(
-        None, description="The seconds to wait. Required only by `action=wait`."
-    )
-    status: Literal["success", "failure"] | None = Field(
-        None, description="The status of the task. Required only by `action=terminate`."
-    )
-
-
-class MobileUseArgs(BaseModel):
-    """Arguments of the cookbook's ``mobile_use`` tool."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    action: Literal[
-        "key", "click", "long_press", "swipe", "type", "system_button", "open", "wait", "terminate"
-    ]
-    coordinate: Coordinate | None = Field(
-        None,
-        description=f"{_XY} to move the mouse to. Required only by `action=click`, "
-        "`action=long_press`, and `action=swipe`.",
-    )
-    coordinate2: Coordinate | None = Field(
-        None, description=f"{_XY} to move the mouse to. Required only by `action=swipe`."
-    )
-    text: str | None = Field(
-        None, description="Required only by `action=key`, `action=type`, and `action=open`."
-    )
-    time: float | None = Field(
-        None,
-        description="The seconds to wait. Required only by `action=long_press` and `action=wait`.",
-    )
-    button: Literal["Back", "Home", "Menu", "Enter"] | None = Field(
-        None,
-        description="Back means returning to the previous interface, Home means returning to the "
-        "desktop, Menu means opening the application background menu, and Enter means pressing "
-        "the enter. Required only by `action=system_button`",
-    )
-    status: Literal["success", "failure"] | None = Field(
-        None, description="The status of the task. Required only by `action=terminate`."
-    )
-
-
-@dataclass(frozen=True)
-class _Tool:
-    """A cookbook tool: its argument model, and per action: our kind, required args, bullet."""
-
-    name: str
-    model: type[BaseModel]
-    description: str
-    actions: dict[str, tuple[str, tuple[str, ...], str]]
-
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(kind for kind, _, _ in self.actions.values())
-
-
-_COMMON = (
-    "* Some applications may take time to start or process actions, so you may need to wait "
-    "and take successive screenshots to see the results of your actions."
+COMPUTER_USE, MOBILE_USE = "computer_use", "mobile_use"
+SYSTEM = "You are a helpful assistant."
+"""The system text every cookbook cell passes (mobile_agent.ipynb, computer_use.ipynb)."""
+QUERY = (
+    "The user query:  {task}\n"
+    "Task progress (You have done the following operation on the current device): "
 )
-_CENTRE = (
-    "* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of "
-    "the element. Don't click boxes on their edges unless asked."
+"""mobile_agent.ipynb cell 9's user text before the steps (two spaces after the colon)."""
+STEP = "Step {i}: {call}; "
+"""One earlier step ("The operation history can be orgnized by Step x: [action]; ...")."""
+NOTE = "Note: {note}; "
+"""A project addition: what pixelpilot says about an earlier step, after its entry."""
+ARGS_FORMAT = "Format the arguments as a JSON object."
+"""qwen-agent 0.0.15 ``BaseTool.function``'s ``args_format`` (English)."""
+# QwenLM/Qwen-Agent qwen_agent/llm/fncall_prompts/nous_fncall_prompt.py FN_CALL_TEMPLATE
+# @ c0349d064a1924866788ab9aa04a4e4ecea8d041 (= PyPI qwen-agent 0.0.15; unchanged to 0.0.34)
+TOOLS = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+    "{tool_descs}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
 )
-COMPUTER_USE = _Tool(
-    "computer_use",
-    ComputerUseArgs,
-    "Use a mouse and keyboard to interact with a computer, and take screenshots.\n"
-    "* This is an interface to a desktop GUI. You do not have access to a terminal or "
-    "applications menu. You must click on desktop icons to start applications.\n"
-    f"{_COMMON}\n* The screen's resolution is {{w}}x{{h}}.\n"
-    "* Whenever you intend to move the cursor to click on an element like an icon, you should "
-    "consult a screenshot to determine the coordinates of the element before moving the cursor.\n"
-    f"{_CENTRE}",
-    {
-        "key": (
-            "hotkey",
-            ("keys",),
-            (
-                "Performs key down presses on the arguments passed in order, then performs key "
-                "releases in reverse order."
-            ),
-        ),
-        "type": ("type", ("text",), "Type a string of text on the keyboard."),
-        "mouse_move": (
-            "move",
-            ("coordinate",),
-            "Move the cursor to a specified (x, y) pixel coordinate on the screen.",
-        ),
-        "left_click": ("click", ("coordinate",), "Click the left mouse button."),
-        "left_click_drag": (
-            "drag",
-            ("coordinate",),
-            "Click and drag the cursor to a specified (x, y) pixel coordinate on the screen.",
-        ),
-        "right_click": ("click", ("coordinate",), "Click the right mouse button."),
-        "middle_click": ("click", ("coordinate",), "Click the middle mouse button."),
-        "double_click": ("click", ("coordinate",), "Double-click the left mouse button."),
-        "scroll": ("scroll", ("pixels",), "Performs a scroll of the mouse scroll wheel."),
-        "wait": ("wait", ("time",), "Wait specified seconds for the change to happen."),
-        "terminate": (
-            "finish",
-            ("status",),
-            "Terminate the current task and report its completion status.",
-        ),
+
+# -- the cookbook's tools, verbatim (cookbooks/utils/agent_function_call.py @ f0af299) -----------
+DESCRIPTION = {
+    COMPUTER_USE: (
+        "Use a mouse and keyboard to interact with a computer, and take screenshots.\n"
+        "* This is an interface to a desktop GUI. You do not have access to a terminal or "
+        "applications menu. You must click on desktop icons to start applications.\n"
+        "* Some applications may take time to start or process actions, so you may need to wait "
+        "and take successive screenshots to see the results of your actions. E.g. if you click on "
+        "Firefox and a window doesn't open, try wait and taking another screenshot.\n"
+        "* The screen's resolution is {w}x{h}.\n"
+        "* Whenever you intend to move the cursor to click on an element like an icon, you should "
+        "consult a screenshot to determine the coordinates of the element before moving the "
+        "cursor.\n"
+        "* If you tried clicking on a program or link but it failed to load, even after waiting, "
+        "try adjusting your cursor position so that the tip of the cursor visually falls on the "
+        "element that you want to click.\n"
+        "* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of "
+        "the element. Don't click boxes on their edges unless asked."
+    ),
+    MOBILE_USE: (
+        "Use a touchscreen to interact with a mobile device, and take screenshots.\n"
+        "* This is an interface to a mobile device with touchscreen. You can perform actions like "
+        "clicking, typing, swiping, etc.\n"
+        "* Some applications may take time to start or process actions, so you may need to wait "
+        "and take successive screenshots to see the results of your actions.\n"
+        "* The screen's resolution is {w}x{h}.\n"
+        "* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of "
+        "the element. Don't click boxes on their edges unless asked."
+    ),
+}
+ACTIONS_HEAD = "The action to perform. The available actions are:"
+_XY = (
+    "(x, y): The x (pixels from the left edge) and y (pixels from the top edge) coordinates to "
+    "move the mouse to. "
+)
+_STATUS = {
+    "description": "The status of the task. Required only by `action=terminate`.",
+    "type": "string",
+    "enum": ["success", "failure"],
+}
+PROPERTIES: dict[str, dict[str, Any]] = {
+    # every property but ``action``, in the file's order
+    COMPUTER_USE: {
+        "keys": {"description": "Required only by `action=key`.", "type": "array"},
+        "text": {"description": "Required only by `action=type`.", "type": "string"},
+        "coordinate": {
+            "description": _XY
+            + "Required only by `action=mouse_move` and `action=left_click_drag`.",
+            "type": "array",
+        },
+        "pixels": {
+            "description": "The amount of scrolling to perform. Positive values scroll up, "
+            "negative values scroll down. Required only by `action=scroll`.",
+            "type": "number",
+        },
+        "time": {
+            "description": "The seconds to wait. Required only by `action=wait`.",
+            "type": "number",
+        },
+        "status": _STATUS,
     },
-)
-MOBILE_USE = _Tool(
-    "mobile_use",
-    MobileUseArgs,
-    "Use a touchscreen to interact with a mobile device, and take screenshots.\n"
-    "* This is an interface to a mobile device with touchscreen. You can perform actions like "
-    f"clicking, typing, swiping, etc.\n{_COMMON}\n* The screen's resolution is {{w}}x{{h}}.\n"
-    f"{_CENTRE}",
-    {
-        "key": (
-            "hotkey",
-            ("text",),
-            (
-                "Perform a key event on the mobile device.\n    - This supports adb's `keyevent` "
-                'syntax.\n    - Examples: "volume_up", "volume_down", "power", "camera", "clear".'
-            ),
-        ),
-        "click": ("tap", ("coordinate",), "Click the point on the screen with coordinate (x, y)."),
-        "long_press": (
-            "long_press",
-            ("coordinate",),
-            "Press the point on the screen with coordinate (x, y) for specified seconds.",
-        ),
-        "swipe": (
-            "swipe",
-            ("coordinate", "coordinate2"),
-            (
-                "Swipe from the starting point with coordinate (x, y) to the end point with "
-                "coordinates2 (x2, y2)."
-            ),
-        ),
-        "type": ("type", ("text",), "Input the specified text into the activated input box."),
-        "system_button": ("system_button", ("button",), "Press the system button."),
-        "open": ("open_app", ("text",), "Open an app on the device."),
-        "wait": ("wait", ("time",), "Wait specified seconds for the change to happen."),
-        "terminate": (
-            "finish",
-            ("status",),
-            "Terminate the current task and report its completion status.",
-        ),
+    MOBILE_USE: {
+        "coordinate": {
+            "description": _XY
+            + "Required only by `action=click`, `action=long_press`, and `action=swipe`.",
+            "type": "array",
+        },
+        "coordinate2": {
+            "description": _XY + "Required only by `action=swipe`.",
+            "type": "array",
+        },
+        "text": {
+            "description": "Required only by `action=key`, `action=type`, and `action=open`.",
+            "type": "string",
+        },
+        "time": {
+            "description": "The seconds to wait. Required only by `action=long_press` and "
+            "`action=wait`.",
+            "type": "number",
+        },
+        "button": {
+            "description": "Back means returning to the previous interface, Home means returning "
+            "to the desktop, Menu means opening the application background menu, and Enter means "
+            "pressing the enter. Required only by `action=system_button`",
+            "enum": ["Back", "Home", "Menu", "Enter"],
+            "type": "string",
+        },
+        "status": _STATUS,
     },
-)
-TOOLS = {"computer_use": COMPUTER_USE, "mobile_use": MOBILE_USE}
-_BY_DEVICE = {"desktop": "computer_use", "mobile": "mobile_use"}
-
-_HEADER = (
-    "You are a helpful assistant.\n\n# Tools\n\nYou may call one or more functions to assist "
-    "with the user query.\n\nYou are provided with function signatures within <tools></tools> "
-    "XML tags:\n<tools>\n"
-)
-_FOOTER = (
-    "\n</tools>\n\nFor each function call, return a json object with function name and "
-    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\n'
-    "Call exactly one function per answer."
-)
-_EXAMPLE = '<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>'
+}
 
 
-@lru_cache(maxsize=64)
-def args_model(tool: str, actions: tuple[str, ...]) -> type[BaseModel]:
-    """The tool's argument model with ``action`` narrowed to ``actions`` (for the schema)."""
-    spec = TOOLS[tool]
-    bullets = "\n".join(f"* `{a}`: {spec.actions[a][2]}" for a in actions)
-    desc = f"The action to perform. The available actions are:\n{bullets}"
-    narrowed: Any = Literal[actions]
-    return create_model(
-        spec.model.__name__, __base__=spec.model, action=(narrowed, Field(description=desc))
+# -- the table -----------------------------------------------------------------------------------
+def _scroll_fields(f: dict[str, Any]) -> dict[str, Any]:
+    """computer_use scroll: ``pixels`` (positive up, negative down) -> direction and amount in
+    wheel clicks (what ``pyautogui.scroll(pixels)`` does with it)."""
+    pixels = f.pop("pixels")
+    if pixels == 0:
+        raise ParseError("computer_use scroll: 'pixels' must not be 0 (positive scrolls up)")
+    amount = max(1, round(abs(pixels)))
+    if amount > 1000:
+        raise ParseError("computer_use scroll: 'pixels' is at most 1000 wheel clicks either way")
+    return {**f, "direction": "up" if pixels > 0 else "down", "amount": amount}
+
+
+def _scroll_values(a: Scroll) -> dict[str, Any] | None:
+    if a.direction not in ("up", "down"):
+        return None
+    return {"pixels": a.amount if a.direction == "up" else -a.amount, "point": a.point}
+
+
+ADB_NAMES = {"recent": "app_switch"}
+"""SystemButtons whose adb keyevent name differs from theirs."""
+PHONE_KEYS: dict[str, str] = {
+    ADB_NAMES.get(b, b): b for b in get_args(SystemButton.model_fields["button"].annotation)
+}
+"""mobile_use ``key`` names (adb keyevent names) -> the SystemButton they press."""
+_SYSTEM_BUTTONS = frozenset({"back", "home", "menu", "enter"})
+"""What mobile_use ``system_button`` writes (``key`` writes every other SystemButton)."""
+
+
+def _key_fields(f: dict[str, Any]) -> dict[str, Any]:
+    """mobile_use key: an adb keyevent name (any case, ``KEYCODE_`` or not) -> SystemButton."""
+    written = f.pop("key")
+    name = written.strip().lower().removeprefix("keycode_")
+    button = PHONE_KEYS.get(name) or (name if name in PHONE_KEYS.values() else None)
+    if button is None:
+        raise ParseError(
+            f"mobile_use key: {written[:40]!r} is not a key pixelpilot presses; use one of: "
+            + ", ".join(PHONE_KEYS)
+        )
+    return {**f, "button": button}
+
+
+def _key_values(a: SystemButton) -> dict[str, Any] | None:
+    """SystemButton -> mobile_use key's ``text``; the four system buttons are system_button's."""
+    return None if a.button in _SYSTEM_BUTTONS else {"key": ADB_NAMES.get(a.button, a.button)}
+
+
+_KEY_SCHEMA = {"enum": [*PHONE_KEYS, *(f"KEYCODE_{k.upper()}" for k in PHONE_KEYS)]}
+"""What the grammar admits as a key: the adb names, lower case or as KeyEvent constants."""
+
+
+def _cu(name: str, kind: str, line: str, *args: Arg, **kw: Any) -> Verb:
+    return Verb(
+        name, kind, args, line=line, devices=frozenset({"desktop"}), group=COMPUTER_USE, **kw
     )
 
 
-class Qwen25VLDialect(LegacyDialect):
-    """Qwen2.5-VL-*-Instruct with the cookbook computer_use / mobile_use tools."""
+def _mu(name: str, kind: str, line: str, *args: Arg, **kw: Any) -> Verb:
+    return Verb(name, kind, args, line=line, devices=frozenset({"mobile"}), group=MOBILE_USE, **kw)
+
+
+_AT = Arg("coordinate", "point", "point", required=False)
+"""Where a click action clicks; without it, where the cursor is."""
+_TIME = Arg("time", "seconds", "number")
+"""The seconds of long_press and wait: "Required only by `action=long_press` and `action=wait`"."""
+_STATUS_ARG = Arg("status", "status", "enum", choices={"success": "success", "failure": "failure"})
+_ROBOT = frozenset({"pick", "place", "gripper", "move_effector", "home", "finish", "wait"})
+
+VERBS: tuple[Verb, ...] = (
+    _cu("key", "hotkey",
+        "* `key`: Performs key down presses on the arguments passed in order, then performs key "
+        "releases in reverse order.",
+        Arg("keys", "keys", "keys", schema={"type": "array", "items": {"type": "string"}})),
+    _cu("type", "type", "* `type`: Type a string of text on the keyboard.",
+        Arg("text", "text", "text")),
+    _cu("mouse_move", "move",
+        "* `mouse_move`: Move the cursor to a specified (x, y) pixel coordinate on the screen.",
+        Arg("coordinate", "point", "point")),
+    _cu("left_click", "click", "* `left_click`: Click the left mouse button.", _AT),
+    _cu("left_click_drag", "drag",
+        "* `left_click_drag`: Click and drag the cursor to a specified (x, y) pixel coordinate on "
+        "the screen.",
+        Arg("coordinate", "end", "point")),
+    _cu("right_click", "click", "* `right_click`: Click the right mouse button.", _AT,
+        fixed={"button": "right"}),
+    _cu("middle_click", "click", "* `middle_click`: Click the middle mouse button.", _AT,
+        fixed={"button": "middle"}),
+    _cu("double_click", "click", "* `double_click`: Double-click the left mouse button.", _AT,
+        fixed={"count": 2}),
+    _cu("scroll", "scroll", "* `scroll`: Performs a scroll of the mouse scroll wheel.",
+        Arg("pixels", "pixels", "number", schema={"type": "integer", "minimum": -1000,
+                                                  "maximum": 1000}), _AT,
+        to_fields=_scroll_fields, from_fields=_scroll_values),
+    _cu("wait", "wait", "* `wait`: Wait specified seconds for the change to happen.", _TIME),
+    _cu("terminate", "finish",
+        "* `terminate`: Terminate the current task and report its completion status.",
+        _STATUS_ARG),
+    _mu("key", "system_button",
+        "* `key`: Perform a key event on the mobile device.\n"
+        "    - This supports adb's `keyevent` syntax.\n"
+        '    - Examples: "volume_up", "volume_down", "power", "camera", "clear".',
+        Arg("text", "key", "text", schema=_KEY_SCHEMA),
+        to_fields=_key_fields, from_fields=_key_values),
+    _mu("click", "tap", "* `click`: Click the point on the screen with coordinate (x, y).",
+        Arg("coordinate", "point", "point")),
+    _mu("long_press", "long_press",
+        "* `long_press`: Press the point on the screen with coordinate (x, y) for specified "
+        "seconds.",
+        Arg("coordinate", "point", "point"), _TIME),
+    _mu("swipe", "swipe",
+        "* `swipe`: Swipe from the starting point with coordinate (x, y) to the end point with "
+        "coordinates2 (x2, y2).",
+        Arg("coordinate", "start", "point"), Arg("coordinate2", "end", "point")),
+    _mu("type", "type", "* `type`: Input the specified text into the activated input box.",
+        Arg("text", "text", "text")),
+    _mu("system_button", "system_button", "* `system_button`: Press the system button.",
+        Arg("button", "button", "enum",
+            choices={"Back": "back", "Home": "home", "Menu": "menu", "Enter": "enter"})),
+    _mu("open", "open_app", "* `open`: Open an app on the device.",
+        Arg("text", "app", "text", strip=True)),
+    _mu("wait", "wait", "* `wait`: Wait specified seconds for the change to happen.", _TIME),
+    _mu("terminate", "finish",
+        "* `terminate`: Terminate the current task and report its completion status.",
+        _STATUS_ARG),
+    # project additions: what the cookbook's tools lack
+    Verb("ask_user", "ask_user", (Arg("question", "question", "text"),), devices=ALL_DEVICES,
+         official=False, description="Stop and ask the user a question."),
+    *(Verb(v.name, v.kind, v.args, devices=frozenset({"robot"}), official=False,
+           description=v.description)
+      for v in action_verbs() if v.kind in _ROBOT),
+)  # fmt: skip
+ASK_USER_PARAMETERS = {
+    "properties": {
+        "question": {"description": "The question to ask the user.", "type": "string"},
+    },
+    "required": ["question"],
+    "type": "object",
+}
+"""ask_user's parameters, written as the cookbook writes its own."""
+
+
+def tools_block(verbs: Sequence[Verb], resized: tuple[int, int]) -> str:
+    """The Nous tool block for the offered verbs: each cookbook tool with its offered actions,
+    then each project tool, one JSON line each as qwen-agent 0.0.15 writes them."""
+    w, h = resized
+    functions: list[dict[str, Any]] = []
+    for tool in (COMPUTER_USE, MOBILE_USE):
+        mine = [v for v in verbs if v.group == tool]
+        if not mine:
+            continue
+        action = {
+            "description": "\n".join([ACTIONS_HEAD, *(v.line for v in mine)]),
+            "enum": [v.name for v in mine],
+            "type": "string",
+        }
+        params = {"properties": {"action": action, **PROPERTIES[tool]}, "required": ["action"],
+                  "type": "object"}  # fmt: skip
+        functions.append(_function(tool, DESCRIPTION[tool].format(w=w, h=h), params))
+    for v in verbs:
+        if v.group:
+            continue
+        if v.kind == "ask_user":
+            functions.append(_function(v.name, v.description, ASK_USER_PARAMETERS))
+            continue
+        note = f" Points are [x, y] pixels of the screenshot, whose resolution is {w}x{h}."
+        described = v.description + (note if any(a.type == "point" for a in v.args) else "")
+        functions.append(_function(v.name, described, parameters(v, max(w, h))))
+    lines = "\n".join(
+        json.dumps({"type": "function", "function": f}, ensure_ascii=False) for f in functions
+    )
+    return TOOLS.format(tool_descs=lines)
+
+
+def _function(name: str, description: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``BaseTool.function`` of qwen-agent 0.0.15: the keys in its order."""
+    return {"name_for_human": name, "name": name, "description": description,
+            "parameters": params, "args_format": ARGS_FORMAT}  # fmt: skip
+
+
+class Qwen25VLDialect(TableDialect):
+    """Qwen2.5-VL-*-Instruct with the cookbook's computer_use / mobile_use tools."""
 
     name: ClassVar[str] = "qwen25vl"
     space: ClassVar[Space] = "resized_px"
+    sampling: ClassVar[Sampling] = Sampling(
+        temperature=1e-06, repetition_penalty=1.05, max_new_tokens=2048
+    )
+    verbs: ClassVar[tuple[Verb, ...]] = VERBS
+    syntax: ClassVar[ToolCallSyntax] = ToolCallSyntax(
+        groups=(COMPUTER_USE, MOBILE_USE), integer_points=False
+    )
 
-    def _offer(self, ctx: StepContext) -> tuple[str | None, list[str], list[str]]:
-        """(cookbook tool or None, its offered actions, generic tool names) for this device."""
-        tool = _BY_DEVICE.get(ctx.device_kind)
-        if tool is None:
-            return None, [], [s["name"] for s in tool_specs(ctx.kinds)]
-        spec = TOOLS[tool]
-        actions = [a for a, (kind, _, _) in spec.actions.items() if kind in ctx.kinds]
-        generic = [s["name"] for s in tool_specs(ctx.kinds - spec.kinds)]
-        return (tool if actions else None), actions, generic
+    # -- prompt ------------------------------------------------------------------------------
+    def build_prompt(
+        self,
+        task: str,
+        history: Sequence[Turn],
+        image_: Image.Image,
+        ctx: StepContext,
+        feedback: str | None = None,
+    ) -> Prompt:
+        block = tools_block(self.offered_verbs(ctx), ctx.resized)
+        system = Message("system", [text(SYSTEM), text("\n\n" + block)])
+        query = QUERY.format(task=task) + "".join(
+            self.step_entry(i, turn, ctx) for i, turn in enumerate(history, 1)
+        )
+        user = [text(query)]
+        if feedback and self.fidelity.feedback:
+            user.append(text("\n" + feedback_text(feedback) + "\n"))
+        user.append(image(image_))
+        return Prompt(
+            messages=[system, Message("user", user)],
+            grammar=self.grammar(ctx),
+            json_form=self.json_form(ctx),
+            sampling=self.sampling,
+            meta={"dialect": self.name, "ctx": ctx},
+        )
 
-    def system_prompt(self, ctx: StepContext) -> str:
-        w, h = ctx.resized
-        tool, actions, generic = self._offer(ctx)
-        funcs: list[dict[str, Any]] = []
-        if tool is not None:
-            schema = tidy_schema(args_model(tool, tuple(actions)).model_json_schema())
-            schema.pop("description", None)
-            desc = TOOLS[tool].description.format(w=w, h=h)
-            funcs.append({"name": tool, "description": desc, "parameters": schema})
-        note = f" Points are [x, y] pixels of the screenshot, whose resolution is {w}x{h}."
-        for spec in tool_specs(frozenset(generic)):
-            if point_fields(BY_KIND[spec["name"]]):
-                spec = {**spec, "description": spec["description"] + note}
-            funcs.append(spec)
-        lines = [json.dumps({"type": "function", "function": f}, ensure_ascii=False) for f in funcs]
-        return _HEADER + "\n".join(lines) + _FOOTER
-
-    def offered(self, ctx: StepContext) -> list[str]:
-        tool, actions, generic = self._offer(ctx)
-        return actions + generic
-
-    def _parse(self, raw: str, ctx: StepContext) -> Any:
-        text = clean(raw)
-        opened = text.count("<tool_call>")
-        if opened == 0:
-            raise ParseError(f"no <tool_call> block; answer with {_EXAMPLE}")
-        if opened > 1:
-            raise ParseError("one call per answer: write a single <tool_call> block")
-        open_at = text.find("<tool_call>") + len("<tool_call>")
-        close_at = text.find("</tool_call>", open_at)
-        if close_at < 0:
-            raise ParseError("the <tool_call> block is not closed; end it with </tool_call>")
-        obj = json_object(text[open_at:close_at], "<tool_call>", _EXAMPLE, exact=True)
-        name, args = obj.get("name"), obj.get("arguments")
-        if isinstance(args, str):
-            args = json_object(args, '"arguments"', '"arguments": {...}', exact=True)
-        if (
-            not isinstance(name, str)
-            or not isinstance(args, dict)
-            or set(obj) - {"name", "arguments"}
-        ):
-            raise ParseError('the <tool_call> JSON must be {"name": ..., "arguments": {...}}')
-        tool, actions, generic = self._offer(ctx)
-        if name == tool:
-            return self._cookbook(name, args, actions, ctx)
-        if name in generic:
-            action = action_from_call(name, args, self.space)
-            return require(action, ctx, self.space, repr(name), generic)
-        offered = ([tool] if tool else []) + generic
-        raise ParseError(f"unknown tool {name!r}; use one of: {', '.join(offered)}")
-
-    def _cookbook(
-        self, tool: str, args: dict[str, Any], actions: list[str], ctx: StepContext
-    ) -> Any:
-        spec = TOOLS[tool]
-        act = args.get("action")
-        if not isinstance(act, str) or act not in spec.actions:
-            raise ParseError(f"{tool}: unknown action {act!r}; use one of: {', '.join(actions)}")
-        try:
-            m: Any = spec.model.model_validate(args)
-        except ValidationError as err:
-            e = err.errors()[0]
-            where = ".".join(str(p) for p in e["loc"])
-            what = "is not an argument" if e["type"] == "extra_forbidden" else e["msg"]
-            raise ParseError(f"{tool} {act}: {where!r} {what}") from None
-        for need in spec.actions[act][1]:
-            if getattr(m, need) is None:
-                raise ParseError(f"{tool} {act} needs {need!r}")
-        kind, call = _to_call(tool, m)
-        action = action_from_call(kind, call, self.space)
-        return require(action, ctx, self.space, f"{tool} action {act!r}", actions)
-
-    def grammar(self, ctx: StepContext) -> str:
-        resized = (ctx.resized[0], ctx.resized[1])
-
-        def build() -> str:
-            tool, actions, generic = self._offer(ctx)
-            spec = TOOLS[tool] if tool is not None else None
-            return qwen25vl_grammar(spec, actions, frozenset(generic), resized)
-
-        return self.cached((ctx.device_kind, ctx.kinds, resized), build)
-
-    def json_form(self, ctx: StepContext) -> JsonForm:
-        """``{"name": ..., "arguments": {...}}``: the ``<tool_call>`` body, each coordinate
-        bounded by the image."""
-        w, h = ctx.resized
-        tool, actions, generic = self._offer(ctx)
-        tools = []
-        if tool is not None:
-            schema = tidy_schema(args_model(tool, tuple(actions)).model_json_schema())
-            schema.pop("description", None)
-            for name in ("coordinate", "coordinate2"):
-                if name in schema["properties"]:
-                    schema["properties"][name]["prefixItems"] = [
-                        {"type": "integer", "minimum": 0, "maximum": w},
-                        {"type": "integer", "minimum": 0, "maximum": h},
-                    ]
-            tools.append((tool, schema))
-        tools += [
-            (s["name"], s["parameters"]) for s in tool_specs(frozenset(generic), (0, max(w, h)))
-        ]
-        one = [
-            {
-                "type": "object",
-                "properties": {"name": {"const": name}, "arguments": args},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-            for name, args in tools
-        ]
-        return JsonForm({"anyOf": one}, _tool_call_text)
-
-    def format(self, action: Any, ctx: StepContext) -> str:
-        tool = _BY_DEVICE.get(ctx.device_kind)
-        if tool is not None and action.kind in TOOLS[tool].kinds:
-            args = _from_action(tool, action, self.space)
-            name = tool
-        else:
-            args, name = call_arguments(action, self.space, self.name), action.kind
-        body = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
-        return f"<tool_call>\n{body}\n</tool_call>"
-
-
-def _tool_call_text(name: str, arguments: Any) -> str:
-    body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
-    return f"<tool_call>\n{body}\n</tool_call>"
-
-
-def _to_call(tool: str, m: Any) -> tuple[str, dict[str, Any]]:
-    """(our kind, call arguments) for validated cookbook arguments ``m``."""
-    a, c = m.action, m.coordinate
-    if a in ("left_click", "right_click", "middle_click", "double_click", "click"):
-        kind = "tap" if tool == "mobile_use" else "click"
-        extras: dict[str, dict[str, Any]] = {
-            "right_click": {"button": "right"},
-            "middle_click": {"button": "middle"},
-            "double_click": {"count": 2},
-        }
-        extra = extras.get(a, {})
-        return kind, {"point": c, **extra}
-    if a == "key":
-        return "hotkey", {"keys": split_keys(m.keys if tool == "computer_use" else [m.text])}
-    if a == "scroll":
-        if m.pixels == 0:
-            raise ParseError("computer_use scroll: 'pixels' must not be 0 (positive scrolls up)")
-        direction = "up" if m.pixels > 0 else "down"
-        return "scroll", {"direction": direction, "amount": abs(m.pixels), "point": c}
-    simple: dict[str, tuple[str, dict[str, Any]]] = {
-        "type": ("type", {"text": m.text}),
-        "mouse_move": ("move", {"point": c}),
-        "left_click_drag": ("drag", {"end": c}),
-        "wait": ("wait", {"seconds": m.time}),
-        "terminate": ("finish", {"status": m.status}),
-    }
-    if tool == "mobile_use":
-        simple |= {
-            "long_press": ("long_press", {"point": c} | ({"seconds": m.time} if m.time else {})),
-            "swipe": ("swipe", {"start": c, "end": m.coordinate2}),
-            "system_button": ("system_button", {"button": (m.button or "").lower()}),
-            "open": ("open_app", {"app": m.text}),
-        }
-    return simple[a]
-
-
-def _from_action(tool: str, a: Any, space: Space) -> dict[str, Any]:
-    """Cookbook arguments writing ``a``; ValueError where the tool cannot express it."""
-
-    def pt(p: Any) -> list[int | float]:
-        out = xy(p, space, "qwen25vl")
-        if not all(isinstance(v, int) for v in out):
-            raise ValueError(f"{tool} takes integer pixel coordinates, got {p}")
+    def step_entry(self, i: int, turn: Turn, ctx: StepContext) -> str:
+        """``Step i: {call}; `` for an earlier answer: its call re-serialized as qwen-agent
+        writes a call (its thought left out), then its note where ``fidelity.notes``."""
+        call = self._call_json(turn, ctx)
+        out = STEP.format(i=i, call=call)
+        if turn.note and self.fidelity.notes:
+            out += NOTE.format(note=turn.note)
         return out
 
-    if tool == "computer_use":
-        if isinstance(a, Click):
-            names = {("left", 1): "left_click", ("right", 1): "right_click",
-                     ("middle", 1): "middle_click", ("left", 2): "double_click"}  # fmt: skip
-            if (a.button, a.count) not in names:
-                raise ValueError(f"computer_use cannot click {a.button} x{a.count}")
-            return {"action": names[a.button, a.count], "coordinate": pt(a.point)}
-        if isinstance(a, Move):
-            return {"action": "mouse_move", "coordinate": pt(a.point)}
-        if isinstance(a, Drag):
-            if a.start is not None or a.button != "left":
-                raise ValueError("computer_use left_click_drag drags from the pointer with the "
-                                 "left button: use Move, then Drag(start=None)")  # fmt: skip
-            return {"action": "left_click_drag", "coordinate": pt(a.end)}
-        if isinstance(a, Scroll):
-            if a.direction not in ("up", "down"):
-                raise ValueError(f"computer_use cannot scroll {a.direction}")
-            out: dict[str, Any] = {
-                "action": "scroll",
-                "pixels": a.amount if a.direction == "up" else -a.amount,
+    def _call_json(self, turn: Turn, ctx: StepContext) -> str:
+        for raw in (turn.raw, None):
+            if raw is None:
+                if turn.action is None:
+                    break
+                try:
+                    raw = self.format(turn.action, ctx)
+                except ValueError:
+                    break
+            try:
+                found = call_object(raw)
+            except ParseError:
+                found = None
+            if found is not None:
+                return json.dumps(found[1], ensure_ascii=False)
+        return turn.raw.strip()
+
+    # -- output ------------------------------------------------------------------------------
+    def format(self, action: Any, ctx: StepContext) -> str:
+        """The first offered verb that writes ``action`` (never a tool the device's prompt
+        does not show); ValueError otherwise."""
+        for verb in self.offered_verbs(ctx):
+            written = self.written(verb, action)
+            if written is not None:
+                return self.syntax.write(verb, written[0], written[1] or "")
+        raise ValueError(f"{self.name} cannot express {action!r} on this device")
+
+    # -- grammar -----------------------------------------------------------------------------
+    def grammar_spec(self, ctx: StepContext, *, continuation: bool = False) -> GrammarSpec:
+        """The engine's spec, with scroll ``pixels`` a whole number of wheel clicks, never 0."""
+        spec = super().grammar_spec(ctx, continuation=continuation)
+        key = (COMPUTER_USE, "scroll", "pixels")
+        if key in spec.schemas:
+            spec.schemas[key] = {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 1000},
+                    {"type": "integer", "minimum": -1000, "maximum": -1},
+                ]
             }
-            return out | ({"coordinate": pt(a.point)} if a.point is not None else {})
-        if isinstance(a, Hotkey):
-            return {"action": "key", "keys": list(a.keys)}
-    else:
-        if isinstance(a, Tap):
-            return {"action": "click", "coordinate": pt(a.point)}
-        if isinstance(a, LongPress):
-            return {"action": "long_press", "coordinate": pt(a.point), "time": a.seconds}
-        if isinstance(a, Swipe):
-            if a.seconds != Swipe.model_fields["seconds"].default:
-                raise ValueError("mobile_use swipe has no duration")
-            return {"action": "swipe", "coordinate": pt(a.start), "coordinate2": pt(a.end)}
-        if isinstance(a, SystemButton):
-            return {"action": "system_button", "button": a.button.capitalize()}
-        if isinstance(a, OpenApp):
-            return {"action": "open", "text": a.app}
-        if isinstance(a, Hotkey):
-            if len(a.keys) != 1:
-                raise ValueError("mobile_use key takes one key")
-            return {"action": "key", "text": a.keys[0]}
-    if isinstance(a, TypeText):
-        return {"action": "type", "text": a.text}
-    if isinstance(a, Wait):
-        return {"action": "wait", "time": a.seconds}
-    if isinstance(a, Finish):
-        if a.answer:
-            raise ValueError(f"{tool} terminate has no answer; only a status")
-        return {"action": "terminate", "status": a.status}
-    raise ValueError(f"{tool} cannot express {a.kind!r}")  # pragma: no cover - guarded by kinds
-
-
-__all__ = ["TOOLS", "ComputerUseArgs", "MobileUseArgs", "Qwen25VLDialect", "args_model"]
+        return spec

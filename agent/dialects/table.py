@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pixelpilot.agent.actions import ACTION_TYPES, BY_KIND, point_fields
+from pixelpilot.agent.actions import ACTION_TYPES, BY_KIND, WRITTEN_REQUIRED, point_fields
 
 __all__ = [
     "ALL_DEVICES",
@@ -153,7 +153,8 @@ def action_verbs(official: Callable[[str], bool] = lambda kind: True) -> tuple[V
             prop = field_schema(kind, name)
             choices = {v: v for v in prop["enum"]} if t == "enum" else None
             schema = None if t == "point" else prop
-            args.append(Arg(name, name, t, info.is_required(), choices=choices, schema=schema))
+            required = info.is_required() or name in WRITTEN_REQUIRED.get(kind, ())
+            args.append(Arg(name, name, t, required, choices=choices, schema=schema))
         out.append(
             Verb(
                 kind,

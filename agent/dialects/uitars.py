@@ -1,111 +1,224 @@
-"""UI-TARS: ``Thought: ...`` then ``Action: click(start_box='(x1,y1)')``.
+"""UI-TARS v1 (``uitars``, Qwen2-VL based, norm1000) and UI-TARS-1.5 (``uitars-1.5``, Qwen2.5-VL
+based, pixels of the resized screenshot): ``Thought: ...`` then ``Action: verb(key='value')``.
 
-Two versions share one parser. UI-TARS v1 (Qwen2-VL based) writes norm1000 boxes
-``start_box='<|box_start|>(x1,y1)<|box_end|>'``; UI-TARS-1.5 (Qwen2.5-VL based) writes
-``point='<point>x y</point>'`` in resized_px. Both forms, plus ``[x1, y1, x2, y2]``,
-``<bbox>x1 y1 x2 y2</bbox>`` and bare numbers, are read in either version; a 4-number box means
-its centre. The call is read by a small scanner (``_text.scan_call``), never evaluated.
+Prompt texts, byte for byte (decisions and reasons: docs/models.md, "UI-TARS"):
 
-Conventions where outputs are messy (see tests/test_peer_corpus.py):
-- the action is the text after the LAST ``Action:`` marker that starts a line (else the last
-  one anywhere); an earlier, broken attempt is dropped, as UI-TARS-desktop does;
-- several calls after that marker (``click(...)\\n\\ntype(...)``): the first one is executed
-  and the rest ignored; the next screenshot lets the model go on;
-- a call cut off at the end is accepted only when every value is complete (a box that closes,
-  a valid direction); a cut-off text to type is rejected.
+- v1: bytedance/UI-TARS ``README_v1.md`` @ 582f3a7ea5d285ee8ed9e2e84048d1ab01453c49, lines
+  341-400 ("Prompt Templates"), the computer and the mobile template as the README's raw
+  strings send them (literal ``\\n`` next to the code fences, the ``type`` comment's backslashes
+  and line break); the instruction appended.
+- 1.5 (default): bytedance/UI-TARS ``codes/prompts.py`` @ 6b315cc0c3ae8ff3b5412a25aa3ebac1bae32f58
+  ``COMPUTER_USE`` / ``MOBILE_USE`` (box-token notation; the text published with the model at
+  7eca1f0e2feb92b3d12b12ed8ad703e97fdb1dfe), ``.format(language=..., instruction=...)``.
+- 1.5 ``notation="point"``: ``codes/ui_tars/prompt.py`` @ 582f3a7 = PyPI ``ui-tars`` 0.1.4
+  ``ui_tars/prompt.py`` ``COMPUTER_USE_DOUBAO`` / ``MOBILE_USE_DOUBAO``.
+
+Layout (``build_prompt``): v1 as bytedance/UI-TARS ``infer/osworld.py`` (branch feat/oswd_infer
+@ 5adcd33261bbb0fbb1e53f798974610fa5231a60, lines 442-560): an explicit system message ``You are
+a helpful assistant.``; the prompt as a text-only user message; per earlier step an image-only
+user message with its screenshot (the last ``SCREENSHOTS`` = 5 screenshots, the current one
+included) and the answer as an assistant message; the current screenshot last. 1.5 as the
+UI-TARS-desktop SDK (``packages/ui-tars/sdk/src/utils.ts`` @ 11c0abe2bbb757ced16d72b4bea26a69d3edb5e0,
+``MAX_IMAGE_LENGTH = 5``) and ``data/test_messages_single_image.json`` @ 582f3a7: the same without
+the system message (the chat template adds it). Earlier answers get their box tokens back
+(``add_box_tokens``, README_deploy's ``add_box_token``). Project additions (``Fidelity``): extra
+Action Space lines (the verbs the family lacks), the retry feedback in front of the current
+screenshot, a note as a user message after its step's answer.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
 
-from pixelpilot.agent.actions import (
-    AskUser,
-    Click,
-    Drag,
-    Finish,
-    Hotkey,
-    LongPress,
-    Move,
-    OpenApp,
-    Point,
-    Scroll,
-    Space,
-    Swipe,
-    SystemButton,
-    Tap,
-    TypeText,
-    Wait,
-    action_from_call,
-)
-from pixelpilot.agent.dialects._text import (
-    CALL_CHARS,
-    Call,
-    clean,
-    escape_single,
-    fit,
-    num,
-    require,
-    scan_call,
-    snippet,
-    split_keys,
-    xy,
-)
-from pixelpilot.agent.dialects.base import StepContext
-from pixelpilot.agent.dialects.grammars import uitars_grammar
-from pixelpilot.agent.dialects.legacy import LegacyDialect
-from pixelpilot.agent.dialects.syntax_pycall import _last_mark
+from PIL import Image
+
+from pixelpilot.agent.actions import Click, Point, Space, Tap
+from pixelpilot.agent.dialects._text import fit
+from pixelpilot.agent.dialects.base import Fidelity, StepContext, Turn
+from pixelpilot.agent.dialects.engine import TableDialect
+from pixelpilot.agent.dialects.layout import feedback_text, image, screenshots, text
+from pixelpilot.agent.dialects.syntax import RawCall
+from pixelpilot.agent.dialects.syntax_pycall import PyCallSyntax, add_box_tokens, read_box
+from pixelpilot.agent.dialects.table import Arg, Verb
 from pixelpilot.agent.errors import ParseError
+from pixelpilot.vlm.base import Message, Prompt, Sampling
 
-BOX = ("start_box", "end_box")
-_SPEC: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    verb: (frozenset(req), frozenset(opt))
-    for verb, req, opt in [
-        ("click", ["start_box"], []), ("left_single", ["start_box"], []),
-        ("left_double", ["start_box"], []), ("right_single", ["start_box"], []),
-        ("hover", ["start_box"], []), ("drag", BOX, []), ("swipe", BOX, []),
-        ("hotkey", ["key"], []), ("press", ["key"], []),
-        ("type", ["content"], ["start_box"]),  # the box of a typing call is ignored
-        ("scroll", [], ["start_box", "end_box", "direction"]),
-        ("wait", [], []), ("finished", [], ["content"]), ("call_user", [], []),
-        ("long_press", ["start_box"], ["time"]), ("open_app", ["app_name"], []),
-        ("press_home", [], []), ("press_back", [], []),
-    ]
-}  # fmt: skip
-_ALIASES = {"point": "start_box", "start_point": "start_box", "end_point": "end_box"}
-_VERB_ALIASES = {
-    "type": {"text": "content"},
-    "finished": {"text": "content"},
-    "open_app": {"app": "app_name", "content": "app_name", "text": "app_name"},
-}
-_DIRECTIONS = ("up", "down", "left", "right")
-_BOX_CLOSERS = (")", "]", "</point>", "</bbox>", "<|box_end|>")
-_WRAPS = (("<|box_start|>", "<|box_end|>"), ("<point>", "</point>"), ("<bbox>", "</bbox>"))
-_BOX_SPLIT = re.compile(r"[\s,()\[\]]+")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_BOXISH = re.compile(
-    r"(?:<\|box_start\|>|<point>|<bbox>)?[\s\d.,()\[\]-]+(?:<\|box_end\|>|</point>|</bbox>)?"
+__all__ = ["SCREENSHOTS", "UITars15Dialect", "UITarsDialect", "add_box_tokens"]
+
+SCREENSHOTS = 5
+"""Screenshots a prompt carries, the current one included (osworld.py ``history_n``, the SDK's
+``MAX_IMAGE_LENGTH``, the README's vLLM ``--limit-mm-per-prompt image=5``)."""
+SYSTEM = "You are a helpful assistant."
+DESKTOP, MOBILE = frozenset({"desktop", "robot"}), frozenset({"mobile"})
+Notation = Literal["box", "point"]
+
+# -- the official lines ------------------------------------------------------------------------
+_SUBMIT_V1 = '#If you want to submit your input, use \\"\\\n\\" at the end of `content`.'
+"""README_v1's computer ``type`` comment as its raw string sends it: ``\\"\\`` newline ``\\"``."""
+_ESCAPES = (
+    "# Use escape characters \\', \\\", and \\n in content part to ensure we can parse the "
+    "content in normal python string format."
 )
-_ANY_CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\(")
-_VERB_CALL = re.compile(r"(?<![\w.])(" + "|".join(sorted(_SPEC, key=len, reverse=True)) + r")\(")
+_WAIT = "#Sleep for 5s and take a screenshot to check for any changes."
+_CALL_USER = (
+    "# Submit the task and call the user when the task is unsolvable, or when you need the "
+    "user's help."
+)
+_HOVER = "#Move the mouse there without clicking."
+"""Comment of the project's ``hover`` line (UI-TARS has no pointer move)."""
+_FINISHED_V1 = "# Submit the task regardless of whether it succeeds or fails."
+_SUBMIT_15 = f"{_ESCAPES} If you want to submit your input, use \\n at the end of content. "
+"""COMPUTER_USE's ``type`` comment (its trailing blank included)."""
+_SUBMIT_MOBILE_15 = '#If you want to submit your input, use "\\n" at the end of `content`.'
+_KEYS_15 = (
+    "# Split keys with a space and use lowercase. Also, do not use more than 3 keys in one "
+    "hotkey action."
+)
+_SCROLL_15 = "# Show more information on the `direction` side."
 
-_NOTES = {
-    "type": {"1": '#If you want to submit your input, use "\\n" at the end of `content`.',
-             "1.5": "# Use escape characters \\', \\\", and \\n in content part to ensure we can "
-                    "parse the content in normal python string format. If you want to submit "
-                    "your input, use \\n at the end of content."},
-    "hotkey": {"1.5": "# Split keys with a space and use lowercase. Also, do not use more than 3 "
-                      "keys in one hotkey action."},
-    "scroll": {"1.5": "# Show more information on the `direction` side."},
-    "wait": {"1": "#Sleep for 5s and take a screenshot to check for any changes.",
-             "1.5": "#Sleep for 5s and take a screenshot to check for any changes."},
-    "finished": {"1": "# Submit the task regardless of whether it succeeds or fails."},
-    "call_user": {"1": "# Submit the task and call the user when the task is unsolvable, or "
-                       "when you need the user's help.",
-                  "1.5": "# Submit the task and call the user when the task is unsolvable, or "
-                         "when you need the user's help."},
-}  # fmt: skip
+
+def _p(name: str, field: str = "point", required: bool = True) -> Arg:
+    """A point argument; read under the other notation's names too (as ui-tars does)."""
+    other = {
+        ("point", "start_box"): ("point", "start_point"), ("point", "point"): ("start_box",),
+        ("start", "start_box"): ("start_point", "point"), ("start", "start_point"): ("start_box", "point"),
+        ("end", "end_box"): ("end_point",), ("end", "end_point"): ("end_box",),
+    }[field, name]  # fmt: skip
+    return Arg(name, field, "point", required, aliases=other)
+
+
+def _text(name: str, field: str, required: bool = True, *aliases: str, strip: bool = False) -> Arg:
+    return Arg(name, field, "text", required, aliases=aliases, strip=strip)
+
+
+_KEYS = Arg("key", "keys", "keys", sep=" ")
+_DIRECTION = Arg(
+    "direction", "direction", "enum", choices={d: d for d in ("down", "up", "right", "left")}
+)
+_QUESTION = Arg("question", "question", "text", False, source="thought")
+
+
+def _ask(fields: dict[str, Any]) -> dict[str, Any]:
+    """call_user's question is the thought before it (the SDK shows it to the user)."""
+    q = str(fields.get("question") or "I need your help to continue.")
+    return {**fields, "question": q[:2000]}
+
+
+# fmt: off
+def _verbs(version: str, notation: Notation) -> tuple[Verb, ...]:
+    """The table: each device's official lines in its template's order (README_v1 for v1,
+    codes/prompts.py or ui_tars/prompt.py for 1.5), then the project additions."""
+    box = notation == "box"
+    pt, s, e = ("start_box", "start_box", "end_box") if box else ("point", "start_point", "end_point")
+    p1 = "'<|box_start|>(x1,y1)<|box_end|>'" if box else "'<point>x1 y1</point>'"
+    p2 = "'<|box_start|>(x3,y3)<|box_end|>'" if box else "'<point>x2 y2</point>'"
+    P, S, E = _p(pt), _p(s, "start"), _p(e, "end")
+    time = Arg("time", "seconds", "number", False)
+    content = _text("content", "text", True, "text")
+    answer = _text("content", "answer", False, "text")
+    app = _text("app_name", "app", True, "app", "text", "content", strip=True)
+    click = Verb("click", "click", (P,), line=f"click({pt}={p1})", devices=DESKTOP, aliases=("left_single",))
+    tap = replace(click, kind="tap", devices=MOBILE, aliases=("left_single", "tap"))
+    double = Verb("left_double", "click", (P,), {"count": 2}, f"left_double({pt}={p1})", DESKTOP)
+    right = Verb("right_single", "click", (P,), {"button": "right"}, f"right_single({pt}={p1})", DESKTOP)
+    drag = Verb("drag", "drag", (S, E), line=f"drag({s}={p1}, {e}={p2})", devices=DESKTOP)
+    hotkey = Verb("hotkey", "hotkey", (_KEYS,), line="hotkey(key='')", devices=DESKTOP, aliases=("press",))
+    scroll = Verb("scroll", "scroll", (replace(P, required=False), _DIRECTION), devices=DESKTOP,
+                  line=f"scroll({pt}={p1}, direction='down or up or right or left')")
+    wait = Verb("wait", "wait", (), {"seconds": 5}, f"wait() {_WAIT}", DESKTOP, aliases=("WAIT",))
+    call_user = Verb("call_user", "ask_user", (_QUESTION,), line=f"call_user() {_CALL_USER}",
+                     devices=DESKTOP, to_fields=_ask)
+    home = Verb("press_home", "system_button", (), {"button": "home"}, "press_home()", MOBILE,
+                aliases=("navigate_home",))
+    back = Verb("press_back", "system_button", (), {"button": "back"}, "press_back()", MOBILE,
+                aliases=("navigate_back",))
+    open_app = Verb("open_app", "open_app", (app,), line="open_app(app_name='')", devices=MOBILE)
+    if version == "1":
+        desktop = [
+            click, double, right, drag, hotkey,
+            Verb("type", "type", (content,), line=f"type(content='') {_SUBMIT_V1}", devices=DESKTOP),
+            scroll, wait, Verb("finished", "finish", (answer,), line="finished()", devices=DESKTOP),
+            call_user,
+        ]
+        mobile = [
+            tap, Verb("long_press", "long_press", (P, time), line=f"long_press({pt}={p1}, time='')", devices=MOBILE),
+            Verb("type", "type", (content,), line="type(content='')", devices=MOBILE),
+            Verb("scroll", "swipe", (S, E), line=f"scroll({s}={p1}, {e}={p2})", aliases=("swipe",), devices=MOBILE),
+            home, back,
+            Verb("finished", "finish", (answer,), line=f"finished(content='') {_FINISHED_V1}", devices=MOBILE),
+        ]
+        extra = [_hover(P, pt, p1), open_app, replace(wait, devices=MOBILE), replace(call_user, devices=MOBILE)]
+    else:
+        finished = Verb("finished", "finish", (answer,), line=f"finished(content='xxx') {_ESCAPES}",
+                        devices=DESKTOP)
+        if not box:  # ui_tars/prompt.py's COMPUTER_USE_DOUBAO comments these two lines
+            hotkey = replace(hotkey, line=f"hotkey(key='ctrl c') {_KEYS_15}")
+            scroll = replace(scroll, line=f"{scroll.line} {_SCROLL_15}")
+        desktop = [
+            click, double, right, drag, hotkey,
+            Verb("type", "type", (content,), line=f"type(content='xxx') {_SUBMIT_15}", devices=DESKTOP),
+            scroll, wait, finished,
+        ]
+        mobile = [
+            tap, Verb("long_press", "long_press", (P, time), line=f"long_press({pt}={p1})", devices=MOBILE),
+            Verb("type", "type", (content,), line=f"type(content='') {_SUBMIT_MOBILE_15}", devices=MOBILE),
+            replace(scroll, devices=MOBILE, line=f"scroll({pt}={p1}, direction='down or up or right or left')"),
+            open_app,
+            Verb("drag", "swipe", (S, E), line=f"drag({s}={p1}, {e}={p2})", aliases=("swipe",), devices=MOBILE),
+            home, back, replace(finished, devices=MOBILE),
+        ]
+        extra = [_hover(P, pt, p1), call_user, replace(wait, devices=MOBILE), replace(call_user, devices=MOBILE)]
+    extra = [replace(v, official=False) for v in extra]
+    keys = Arg("key", "button", "enum", choices={k: k for k in ("enter", "menu", "back", "home")})
+    # a phone's enter and menu buttons written as the computer's hotkey: never offered (no phone
+    # template has them), for scripted answers and exports
+    button = Verb("hotkey", "system_button", (keys,), devices=frozenset(), official=False)
+    return (*desktop, *mobile, *extra, button)
+# fmt: on
+
+
+def _hover(point: Arg, name: str, placeholder: str) -> Verb:
+    """The project's pointer move (UI-TARS has none), in the template's notation."""
+    return Verb(
+        "hover", "move", (point,), line=f"hover({name}={placeholder}) {_HOVER}", devices=DESKTOP
+    )
+
+
+# -- the official frames: the text around the Action Space lines -------------------------------
+_INTRO = (
+    "You are a GUI agent. You are given a task and your action history, with screenshots. You "
+    "need to perform the next action to complete the task."
+)
+_PLAN = (
+    "- Write a small plan and finally summarize your next action (with its target element) in "
+    "one sentence in `Thought` part.\n"
+)
+_V1_FORMAT = "## Output Format\n```\\nThought: ...\nAction: ...\\n```\n"
+_FORMAT = "## Output Format\n```\nThought: ...\nAction: ...\n```\n"
+FRAMES: dict[tuple[str, str], tuple[str, str]] = {
+    # (version, device) -> (text before the Action Space lines, text after them)
+    ("1", "desktop"): (
+        f"{_INTRO} \n\n{_V1_FORMAT}\n## Action Space\n\n",
+        "\n\n\n## Note\n- Use Chinese in `Thought` part.\n- Summarize your next action (with its "
+        "target element) in one sentence in `Thought` part.\n\n## User Instruction\n",
+    ),
+    ("1", "mobile"): (
+        f"{_INTRO} \n\n{_V1_FORMAT}\n## Action Space\n",
+        f"\n\n## Note\n- Use English in `Thought` part.\n\n{_PLAN}\n## User Instruction\n",
+    ),
+    ("1.5", "desktop"): (
+        f"{_INTRO}\n\n{_FORMAT}\n## Action Space\n\n",
+        f"\n\n\n## Note\n- Use {{language}} in `Thought` part.\n{_PLAN}\n## User Instruction\n"
+        "{instruction}\n",
+    ),
+    ("1.5", "mobile"): (
+        f"{_INTRO} \n{_FORMAT}## Action Space\n\n",
+        f"\n\n\n## Note\n- Use {{language}} in `Thought` part.\n{_PLAN}\n## User Instruction\n"
+        "{instruction}\n",
+    ),
+}
 _THOUGHTS = {
     "click": "I click the target element.", "left_double": "I double-click the target element.",
     "right_single": "I right-click the target element.", "hover": "I move the pointer there.",
@@ -115,309 +228,176 @@ _THOUGHTS = {
     "open_app": "I open the app.", "press_home": "I go to the home screen.",
     "press_back": "I go back.",
 }  # fmt: skip
-_PLACEHOLDERS = (
-    ("101,102", "x1,y1"),
-    ("101 102", "x1 y1"),
-    ("303,304", "x3,y3"),
-    ("203 204", "x2 y2"),
-    ("direction='down'", "direction='down or up or right or left'"),
-)
-"""Template coordinates and values -> the placeholders the official prompts show."""
-_HEAD = (
-    "You are a GUI agent. You are given a task and your action history, with screenshots. You "
-    "need to perform the next action to complete the task. \n\n## Output Format\n```\n"
-    "Thought: ...\nAction: ...\n```\n\n## Action Space\n"
-)
-_TAIL = (
-    "\n\n## Note\n- Use English in `Thought` part.\n- Write a small plan and finally summarize "
-    "your next action (with its target element) in one sentence in `Thought` part.\n\n"
-    "## User Instruction\n"
-)
 
 
-class UITarsDialect(LegacyDialect):
-    """UI-TARS v1 (2B/7B/72B, SFT/DPO): norm1000 boxes in ``<|box_start|>`` tokens."""
+class UITarsDialect(TableDialect):
+    """UI-TARS v1 (2B/7B/72B, SFT/DPO): points in 0..1000, box tokens."""
 
     name: ClassVar[str] = "uitars"
     space: ClassVar[Space] = "norm1000"
     version: ClassVar[str] = "1"
+    system: ClassVar[bool] = True
+    """Whether the layout sends the default system message itself (v1's osworld.py does)."""
+    language = "English"
+    """The thought language a 1.5 template asks for (v1's templates fix theirs)."""
+    sampling: ClassVar[Sampling] = Sampling(
+        temperature=0.0, top_p=0.9, top_k=1, frequency_penalty=1.0
+    )
+    """infer/osworld.py @ 5adcd33 (lines 299-358, 546-553): temperature 0, top_p 0.9, top_k 1,
+    frequency_penalty 1 (the README's examples also set frequency_penalty=1); its max_tokens
+    (1000) is left to the backend's budget, which the grammar is sized for."""
+    verbs: ClassVar[tuple[Verb, ...]] = _verbs("1", "box")
+    syntax: ClassVar[PyCallSyntax] = PyCallSyntax(
+        "box", {n for v in verbs for n in (v.name, *v.aliases)}
+    )
 
     # -- prompt ------------------------------------------------------------------------------
-    def _templates(self, device_kind: str) -> list[Any]:
-        """One template action per Action Space line, in the official prompts' order."""
-        p1 = Point(x=101, y=102, space=self.space)
-        p2 = Point(x=303, y=304, space=self.space) if self.version == "1" else Point(
-            x=203, y=204, space=self.space)  # fmt: skip
-        done = Finish() if (self.version, device_kind) == ("1", "desktop") else Finish(answer="xxx")
-        ask = AskUser(question="?")
-        if device_kind == "mobile":
-            swipes: list[Any] = [Swipe(start=p1, end=p2)]
-            if self.version != "1":
-                swipes.insert(0, Scroll(direction="down", point=p1))
-            return [Tap(point=p1), LongPress(point=p1), TypeText(text="xxx"), *swipes,
-                    OpenApp(app="xxx"), SystemButton(button="home"), SystemButton(button="back"),
-                    Wait(seconds=5), done, ask]  # fmt: skip
-        return [Click(point=p1), Click(point=p1, count=2), Click(point=p1, button="right"),
-                Move(point=p1), Drag(start=p1, end=p2), Hotkey(keys=["ctrl", "c"]),
-                TypeText(text="xxx"), Scroll(direction="down", point=p1), Wait(seconds=5), done,
-                ask]  # fmt: skip
+    def frame(self, ctx: StepContext) -> tuple[str, str]:
+        return FRAMES[self.version, "mobile" if ctx.device_kind == "mobile" else "desktop"]
 
-    def _line(self, action: Any) -> str:
-        line = self._call(action)
-        for a, b in _PLACEHOLDERS:
-            line = line.replace(a, b)
-        note = _NOTES.get(line.split("(")[0], {}).get(self.version)
-        return f"{line} {note}" if note else line
+    def prompt_text(self, task: str, ctx: StepContext) -> str:
+        """The first user message: the official template with this device's lines and the task."""
+        head, tail = self.frame(ctx)
+        lines = "\n".join(v.line for v in self.offered_verbs(ctx) if v.line)
+        if "{instruction}" not in tail:  # README_v1: prompt + instruction
+            return head + lines + tail + task
+        filled = tail.replace("{language}", self.language).replace("{instruction}", task)
+        return head + lines + filled  # 1.5: .format(language=..., instruction=...)
 
-    def action_space(self, ctx: StepContext) -> list[str]:
-        """The Action Space lines for the kinds this device offers."""
-        return [self._line(t) for t in self._templates(ctx.device_kind) if fit(t, ctx, self.space)]
-
-    def system_prompt(self, ctx: StepContext) -> str:
-        return _HEAD + "\n".join(self.action_space(ctx)) + _TAIL
-
-    def task_text(self, task: str) -> str:
-        """The bare instruction: the system prompt ends with its "## User Instruction" heading."""
-        return task
-
-    def offered(self, ctx: StepContext) -> list[str]:
-        return list(dict.fromkeys(line.split("(")[0] for line in self.action_space(ctx)))
-
-    def _example(self, verb: str) -> str:
-        lines: dict[str, str] = {}
-        for device in ("mobile", "desktop"):
-            lines |= {
-                line.split("(")[0]: line.split(" #")[0]
-                for line in map(self._line, self._templates(device))
-            }
-        return lines.get(verb, lines["click"])
-
-    # -- parse -------------------------------------------------------------------------------
-    def _parse(self, raw: str, ctx: StepContext) -> Any:
-        text = clean(raw)
-        start, end = _last_mark(text)
-        marks = start >= 0
-        before, section = (text[:start], text[end:]) if marks else ("", text)
-        m = (_ANY_CALL if marks else _VERB_CALL).search(section, 0, CALL_CHARS)
-        if m is None:
-            point = _grounding(text) if not marks else None
-            if point is not None:  # a grounding answer: "(235, 512)"
-                click = action_from_call("click", {"point": point}, self.space)
-                return require(click, ctx, self.space, "click", self.offered(ctx))
-            example = self._example("click")
-            if not text:
-                raise ParseError(f"empty answer; write Thought: ... then Action: {example}")
-            if not marks:
-                raise ParseError(f"no action found; end your answer with a line Action: {example}")
-            if not section.strip():
-                raise ParseError(f"'Action:' is empty; write Action: {example}")
-            raise ParseError(
-                f"Action: holds no call ({snippet(section.strip())}); write Action: {example}"
-            )
-        verb = m.group(1)
-        if verb not in _SPEC:
-            raise ParseError(f"unknown action {verb!r}; use one of: {', '.join(self.offered(ctx))}")
-        args = self._args(scan_call(section, verb, m.end()))
-        action = self._action(verb, args, _thought(before))
-        return require(action, ctx, self.space, verb, self.offered(ctx))
-
-    def _args(self, call: Call) -> dict[str, str]:
-        """Arguments under their canonical names; empty ones dropped, as ui-tars does."""
-        verb, (required, optional) = call.name, _SPEC[call.name]
-        aliases = _ALIASES | _VERB_ALIASES.get(verb, {})
-        out: dict[str, str] = {}
-        for key, value in call.args.items():
-            k = aliases.get(key, key)
-            if k not in required | optional:
-                raise ParseError(
-                    f"{verb}: unexpected argument {key!r}; write {self._example(verb)}"
-                )
-            if k in out:
-                raise ParseError(f"{verb}: {key!r} repeats {k!r}; give it once")
-            if key in call.unterminated and not (
-                (k in BOX and value.rstrip().endswith(_BOX_CLOSERS))
-                or (k == "direction" and value.strip() in _DIRECTIONS)
-            ):
-                raise ParseError(
-                    f"the call is cut off; write the complete call, e.g. {self._example(verb)}"
-                )
-            if value != "":
-                out[k] = value
-        missing = sorted(required - set(out))
-        if missing:
-            raise ParseError(f"{verb} needs {missing[0]}; write {self._example(verb)}")
-        return out
-
-    def _action(self, verb: str, args: dict[str, str], thought: str) -> Any:
-        """Our action for a UI-TARS call (before fitting it to the device)."""
-
-        def pt(key: str) -> list[float]:
-            return list(_box(args[key], verb, key))
-
-        def make(kind: str, **fields: Any) -> Any:
-            return action_from_call(kind, fields, self.space)
-
-        if verb in ("click", "left_single"):
-            return make("click", point=pt("start_box"))
-        if verb == "left_double":
-            return make("click", point=pt("start_box"), count=2)
-        if verb == "right_single":
-            return make("click", point=pt("start_box"), button="right")
-        if verb == "hover":
-            return make("move", point=pt("start_box"))
-        if verb in ("drag", "swipe") or (verb == "scroll" and "end_box" in args):
-            if "start_box" not in args:
-                raise ParseError(f"{verb} needs start_box; write {self._example(verb)}")
-            kind = "drag" if verb == "drag" else "swipe"
-            return make(kind, start=pt("start_box"), end=pt("end_box"))
-        if verb in ("hotkey", "press"):
-            keys = split_keys(args["key"].split() if verb == "hotkey" else [args["key"]])
-            return make("hotkey", keys=keys)
-        if verb == "type":
-            return make("type", text=args["content"])
-        if verb == "scroll":
-            if "direction" not in args:
-                raise ParseError(f"scroll needs direction; write {self._example('scroll')}")
-            point = pt("start_box") if "start_box" in args else None
-            return make("scroll", direction=args["direction"].strip().lower(), point=point)
-        if verb == "wait":
-            return make("wait", seconds=5)
-        if verb == "finished":
-            return make("finish", answer=args.get("content", ""))
-        if verb == "call_user":
-            return make("ask_user", question=(thought or "I need your help to continue.")[:2000])
-        if verb == "long_press":
-            extra = {"seconds": _seconds(args["time"])} if "time" in args else {}
-            return make("long_press", point=pt("start_box"), **extra)
-        if verb == "open_app":
-            return make("open_app", app=args["app_name"])
-        return make("system_button", button="home" if verb == "press_home" else "back")
-
-    # -- format ------------------------------------------------------------------------------
-    def _pt(self, role: str, p: Point) -> str:
-        x, y = xy(p, self.space, self.name)
-        if self.version == "1":
-            key = {"point": "start_box", "start": "start_box", "end": "end_box"}[role]
-            return f"{key}='<|box_start|>({x},{y})<|box_end|>'"
-        key = {"point": "point", "start": "start_point", "end": "end_point"}[role]
-        return f"{key}='<point>{x} {y}</point>'"
-
-    def _call(self, a: Any) -> str:
-        """The call that writes ``a``; ValueError where this family cannot express it."""
-        if isinstance(a, Tap) or (isinstance(a, Click) and (a.button, a.count) == ("left", 1)):
-            return f"click({self._pt('point', a.point)})"
-        if isinstance(a, Click):
-            verb = {("left", 2): "left_double", ("right", 1): "right_single"}.get(
-                (a.button, a.count)
-            )
-            if verb is None:
-                raise ValueError(f"{self.name} has no {a.button} click x{a.count}")
-            return f"{verb}({self._pt('point', a.point)})"
-        if isinstance(a, Move):
-            return f"hover({self._pt('point', a.point)})"
-        if isinstance(a, Drag):
-            if a.start is None or a.button != "left":
-                raise ValueError(f"{self.name} drag needs a start point and the left button")
-            return f"drag({self._pt('start', a.start)}, {self._pt('end', a.end)})"
-        if isinstance(a, Swipe):
-            if a.seconds != Swipe.model_fields["seconds"].default:
-                raise ValueError(f"{self.name} cannot set a swipe's duration")
-            verb = "scroll" if self.version == "1" else "drag"
-            return f"{verb}({self._pt('start', a.start)}, {self._pt('end', a.end)})"
-        if isinstance(a, Scroll):
-            if a.amount != Scroll.model_fields["amount"].default:
-                raise ValueError(f"{self.name} scrolls a fixed amount (5 wheel clicks)")
-            where = f"{self._pt('point', a.point)}, " if a.point is not None else ""
-            return f"scroll({where}direction='{a.direction}')"
-        if isinstance(a, TypeText):
-            return f"type(content='{escape_single(a.text)}')"
-        if isinstance(a, Hotkey):
-            if any(not k.strip() or k != k.strip() or " " in k for k in a.keys):
-                raise ValueError(f"{self.name} hotkey keys cannot contain spaces: {a.keys}")
-            return f"hotkey(key='{' '.join(a.keys)}')"
-        if isinstance(a, Wait):
-            if a.seconds != 5:
-                raise ValueError(f"{self.name} wait() always sleeps 5 s, not {a.seconds:g}")
-            return "wait()"
-        if isinstance(a, Finish):
-            if a.status != "success":
-                raise ValueError(f"{self.name} finished() cannot report failure")
-            return f"finished(content='{escape_single(a.answer)}')" if a.answer else "finished()"
-        if isinstance(a, AskUser):
-            return "call_user()"
-        if isinstance(a, LongPress):
-            t = (
-                ""
-                if a.seconds == LongPress.model_fields["seconds"].default
-                else f", time='{num(a.seconds)}'"
-            )
-            return f"long_press({self._pt('point', a.point)}{t})"
-        if isinstance(a, SystemButton):
-            if a.button in ("home", "back"):
-                return f"press_{a.button}()"
-            return f"hotkey(key='{a.button}')"
-        if isinstance(a, OpenApp):
-            return f"open_app(app_name='{escape_single(a.app)}')"
-        raise ValueError(f"{self.name} cannot express {a.kind!r}")
-
-    def grammar(self, ctx: StepContext) -> str:
-        extent = (ctx.resized[0], ctx.resized[1]) if self.space == "resized_px" else (1000, 1000)
-        return self.cached(
-            (ctx.device_kind, ctx.kinds, extent), lambda: uitars_grammar(self, ctx, extent)
+    def build_prompt(
+        self,
+        task: str,
+        history: Sequence[Turn],
+        image_: Image.Image,
+        ctx: StepContext,
+        feedback: str | None = None,
+    ) -> Prompt:
+        msgs = [Message("system", [text(SYSTEM)])] if self.system else []
+        msgs.append(Message("user", [text(self.prompt_text(task, ctx))]))
+        shots = screenshots(history, image_, keep=SCREENSHOTS)
+        for turn, shot in zip(history, shots, strict=False):
+            if shot is not None:
+                msgs.append(Message("user", [image(shot)]))
+            msgs.append(Message("assistant", [text(add_box_tokens(turn.raw))]))
+            if turn.note and self.fidelity.notes:
+                msgs.append(Message("user", [text(turn.note)]))
+        last: list[dict[str, Any]] = []
+        if feedback and self.fidelity.feedback:
+            last.append(text(feedback_text(feedback) + "\n"))
+        last.append(image(image_))
+        msgs.append(Message("user", last))
+        return Prompt(
+            messages=msgs,
+            grammar=self.grammar(ctx),
+            sampling=self.sampling,
+            meta={"dialect": self.name, "ctx": ctx},
         )
 
-    def format(self, action: Any, ctx: StepContext) -> str:
-        call = self._call(action)
-        if isinstance(action, AskUser):
-            thought = action.question
-        else:
-            thought = _THOUGHTS[call.split("(")[0]]
-        return f"Thought: {thought}\nAction: {call}"
+    # -- table -------------------------------------------------------------------------------
+    def offered_verbs(self, ctx: StepContext) -> tuple[Verb, ...]:
+        """The engine's offer, plus a scroll where a touch screen swipes for it (1.5 phones)."""
+        key = (ctx.device_kind, ctx.kinds)
+        hit = self._offered.get(key)
+        if hit is None:
+            hit = self._offered[key] = tuple(
+                v
+                for v in self.verbs
+                if ctx.device_kind in v.devices
+                and (v.kind in ctx.kinds or (v.kind == "scroll" and "swipe" in ctx.kinds))
+                and (v.official or self.fidelity.extra_verbs)
+            )
+        return hit
+
+    def read(self, call: RawCall, ctx: StepContext) -> Any:
+        """A verb name may stand for several table entries (``scroll`` scrolls a desktop and
+        swipes a v1 phone): the first that takes the call's arguments, offered ones first. The
+        box of ``type(content=..., start_box=...)`` (the Mind2Web training space) is dropped:
+        the text goes where the focus is."""
+        if call.name == "type":
+            call.args = {k: v for k, v in call.args.items() if k not in ("start_box", "point")}
+        candidates = [
+            v for v in (*self.offered_verbs(ctx), *self._usable(ctx))
+            if call.name in (v.name, *v.aliases)
+        ]  # fmt: skip
+        first: ParseError | None = None
+        for verb in dict.fromkeys(candidates):
+            try:
+                return self._read_verb(verb, call, ctx)
+            except ParseError as err:
+                first = first or err
+        if first is not None:
+            raise first
+        return super().read(call, ctx)
+
+    def _read_verb(self, verb: Verb, call: RawCall, ctx: StepContext) -> Any:
+        """``call`` read as ``verb`` and fitted to the device; ParseError otherwise."""
+        fields = self._bind(verb, call)
+        if verb.to_fields is not None:
+            fields = verb.to_fields(fields)
+        out = fit(self._validate(verb, fields), ctx, self.space)
+        if out is None:
+            raise ParseError(
+                f"{verb.name!r} is not available on this device; use one of: "
+                f"{', '.join(self.offered(ctx))}"
+            )
+        return out
+
+    def no_call(self, text_: str, ctx: StepContext) -> Any:
+        """A grounding answer (README_v1's ``(235, 512)``) is a click (tap) there."""
+        s = text_.strip()
+        point = _grounding(s, self.space)
+        if point is not None and ("click" in ctx.kinds or "tap" in ctx.kinds):
+            return Click(point=point) if "click" in ctx.kinds else Tap(point=point)
+        if not s:
+            raise ParseError(
+                f"empty answer; write Thought: ... then Action: {self.syntax.example()}"
+            )
+        raise ParseError(
+            f"no action found; end your answer with a line Action: {self.syntax.example()}"
+        )
+
+    def thought_for(self, action: Any, verb: Verb) -> str:
+        return _THOUGHTS.get(verb.name, "")
+
+
+def _grounding(s: str, space: Space) -> Point | None:
+    """The point of an answer that is nothing but a point or box, else None."""
+    if not (s and len(s) <= 80 and s[0] in "(<[" and s[-1] in ")>]"):
+        return None
+    try:
+        x, y = read_box(s, "the answer", "point")
+    except ParseError:
+        return None
+    return Point(x=x, y=y, space=space)
 
 
 class UITars15Dialect(UITarsDialect):
-    """UI-TARS-1.5 (7B): ``<point>x y</point>`` in pixels of the smart-resized screenshot."""
+    """UI-TARS-1.5 (7B): points in pixels of the smart-resized screenshot; the box-token
+    templates (``notation="box"``, default) or the ui-tars package's ``<point>`` ones."""
 
     name: ClassVar[str] = "uitars-1.5"
     space: ClassVar[Space] = "resized_px"
     version: ClassVar[str] = "1.5"
+    system: ClassVar[bool] = False
+    sampling: ClassVar[Sampling] = Sampling(temperature=0.0)
+    """README_deploy.md @ 582f3a7: temperature 0.0, no top_p or penalty (the UI-TARS-desktop SDK:
+    temperature 0); its max_tokens (400) is left to the backend's budget."""
+    verbs: ClassVar[tuple[Verb, ...]] = _verbs("1.5", "box")
+    syntax: ClassVar[PyCallSyntax] = PyCallSyntax(
+        "box", {n for v in verbs for n in (v.name, *v.aliases)}, both_notations=True
+    )
 
-
-def _box(value: str, verb: str, key: str) -> tuple[float, float]:
-    """The point a box value designates: the point itself, or a 4-number box's centre."""
-    s = value.strip()
-    for start, end in _WRAPS:
-        if s.startswith(start):
-            if not s.endswith(end):
-                raise ParseError(f"{verb}: {key} opens {start} but does not close it with {end}")
-            s = s[len(start) : -len(end)]
-            break
-    tokens = [t for t in _BOX_SPLIT.split(s) if t]
-    if not tokens:
-        raise ParseError(f"{verb}: {key} is empty; write {key}='(x,y)'")
-    if len(tokens) not in (2, 4) or not all(_NUMBER.fullmatch(t) for t in tokens):
-        raise ParseError(f"{verb}: cannot read {key}={snippet(value)}; write {key}='(x,y)'")
-    n = [float(t) for t in tokens]
-    return ((n[0] + n[2]) / 2, (n[1] + n[3]) / 2) if len(n) == 4 else (n[0], n[1])
-
-
-def _grounding(text: str) -> list[float] | None:
-    """The point of an answer that is nothing but a box or point, else None."""
-    if len(text) > 200 or not _BOXISH.fullmatch(text):
-        return None
-    try:
-        return list(_box(text, "answer", "point"))
-    except ParseError:
-        return None
-
-
-def _seconds(value: str) -> float:
-    if not _NUMBER.fullmatch(value.strip()):
-        raise ParseError(f"long_press: time={snippet(value)} is not a number of seconds")
-    return float(value)
-
-
-def _thought(before: str) -> str:
-    """What the model wrote before the action (its Thought), for call_user's question."""
-    at = before.rfind("Thought:")
-    return (before[at + len("Thought:") :] if at >= 0 else before).strip()
+    def __init__(
+        self,
+        fidelity: Fidelity | None = None,
+        *,
+        notation: Notation = "box",
+        language: str = "English",
+        **kw: Any,
+    ) -> None:
+        super().__init__(fidelity, **kw)
+        if notation not in ("box", "point"):
+            raise ValueError(f"notation is 'box' or 'point', not {notation!r}")
+        self.notation, self.language = notation, language
+        if notation == "point":
+            self.verbs = _verbs("1.5", "point")  # type: ignore[misc]
