@@ -84,7 +84,7 @@ def claimed_device(device: Any, holder: str) -> Iterator[None]:
 
 
 RAY_HELP = (
-    "Run the episodes on a Ray cluster, one actor per --workers slot: a bare --ray starts one "
+    "Run on a Ray cluster, one actor per --workers slot: a bare --ray starts one "
     "on this machine; --ray ADDRESS joins one (HOST:6379, ray://HOST:10001, auto). Trajectories "
     "go to --out, which every node must see at the same path (docs/parallel.md)."
 )
