@@ -78,6 +78,9 @@ def run_serial(args: argparse.Namespace, workers: int) -> Row:
     with tempfile.TemporaryDirectory() as tmp, VirtualDisplay(*args.size, wm=default_wm()) as vd:
         os.environ.update(vd.env)
         with MiniWoBEnv(vd.display) as env:
+            if args.model.startswith("scripted:"):
+                raise SystemExit("serial: a scripted model holds one episode's answers; "
+                                 "use --backends local")  # fmt: skip
             model = DomOracle(env) if args.model == "dom-oracle" else _load(args.model)
             results = run_bench(_config(args, Path(tmp)), env, model,
                                 on_episode=lambda r: done.append(time.monotonic() - t0))  # fmt: skip
