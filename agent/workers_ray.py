@@ -111,7 +111,9 @@ class SlotActor:
             return ("open-failed", isinstance(exc, UserError), one_line(exc))
         return ("ready", os.getpid(), node)
 
-    def run(self, job_data: dict[str, Any], timeout_s: float | None) -> tuple[dict[str, Any], bool, bool]:
+    def run(
+        self, job_data: dict[str, Any], timeout_s: float | None
+    ) -> tuple[dict[str, Any], bool, bool]:
         """Run one job: (its result, whether its environment died, whether this actor must be
         replaced: the environment could not be brought back here)."""
         assert self.slot is not None, "open the slot first"
@@ -242,21 +244,23 @@ class RayPool:
         return max(0.01, min([1.0, *ends]))
 
     def _poll(self, book: JobBook, timeout: float) -> None:
-        refs = {id(r): (a, r) for a in self.actors for r in (a.opening, a.ref) if r is not None}
-        if not refs:
+        calls = [
+            (a, r, r is a.opening) for a in self.actors for r in (a.opening, a.ref) if r is not None
+        ]
+        if not calls:
             time.sleep(min(timeout, 0.05))
             return
-        pending = [r for _, r in refs.values()]
+        pending = [r for _, r, _ in calls]
         ready, _ = self.ray.wait(pending, num_returns=1, timeout=timeout)
         if ready:
             ready, _ = self.ray.wait(pending, num_returns=len(pending), timeout=0)
-        for ref in ready:
-            a, _ = refs[id(ref)]
-            if a not in self.actors:
+        done = set(ready)  # ObjectRefs hash and compare by id
+        for a, ref, opening in calls:
+            if ref not in done or a not in self.actors:
                 continue
-            if ref is a.opening:
+            if opening:
                 self._opened(a, ref)
-            elif ref is a.ref:
+            else:
                 self._finished(a, ref, book)
 
     def _opened(self, a: _Actor, ref: Any) -> None:
@@ -338,7 +342,7 @@ class RayPool:
                 result = JobResult.from_dict(data)
                 if result.status == "ok":  # finished before the stop reached it
                     book.settle(a.job, result)
-        self.shutdown(graceful=False)
+        self.shutdown()  # the stopped actors close their slots; any that do not are killed
 
     def _drop(self, a: _Actor) -> None:
         with contextlib.suppress(Exception):

@@ -235,3 +235,50 @@ def test_bench_miniwob_on_a_ray_cluster_from_the_cli(ray_head, tmp_path):
         ("click-button", 0, True, False), ("click-button", 1, True, False)
     ]  # fmt: skip
     assert {e["worker"] for e in episodes} == {0, 1}
+
+
+def test_ctrl_c_stops_every_actor_and_keeps_what_finished(ray_head, tmp_path):
+    """SIGINT to ``bench miniwob --ray``: exit 130, the finished episodes reported, the ones in
+    flight closed as interrupted (the actors run here: SIGTERM), nothing the actors started
+    left running."""
+    import json
+    import sys
+
+    script = tmp_path / "waits.yaml"
+    script.write_text(yaml.safe_dump([WAIT] * 3 + [FINISH]), encoding="utf-8")
+    argv = [sys.executable, "-m", "pixelpilot.agent.cli", "bench", "miniwob", "--model",
+            f"scripted:{script}", "--tasks", "click-test", "--episodes", "4", "--workers", "2",
+            "--ray", ray_head, "--screen", "640x480", "--no-reports", "--out",
+            str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    eps = tmp_path / "out" / "episodes" / "click-test"
+    try:
+        deadline = time.monotonic() + 120
+        while not (eps / "000" / "miniwob.json").is_file():  # one episode finished
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        actors = [p for p in psutil.process_iter(["name"])
+                  if (p.info["name"] or "").startswith("ray::SlotActor")]  # fmt: skip
+        started = [c for a in actors for c in a.children(recursive=True)]
+        assert {"Xvfb", "chromium"} <= {p.name() for p in started}
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, text
+    assert "interrupted:" in text and stopped_in < 25, (stopped_in, text)
+    _, left = psutil.wait_procs(actors + started, timeout=10)
+    assert not [p for p in left if p.status() != psutil.STATUS_ZOMBIE], left
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    finished = {e["index"] for e in data["episodes"]}
+    assert 0 in finished and len(finished) < 4
+    for folder in sorted(p for p in eps.iterdir() if p.is_dir()):  # every trajectory reads
+        traj = load_trajectory(folder)
+        if int(folder.name) not in finished:  # in flight: ended by SIGTERM, trajectory closed
+            assert traj.result is not None and traj.result["reason"] == "interrupted", folder
+
+
+FINISH = "✿FUNCTION✿: finish\n✿ARGS✿: {}"
