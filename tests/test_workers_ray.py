@@ -92,7 +92,7 @@ def test_ray_actors_run_the_same_episodes_as_one_process(miniwob, ray_head, tmp_
     assert [r.job_id for r in results] == [j.id for j in jobs]
     assert sorted(r.job_id for r in seen) == sorted(j.id for j in jobs)  # each reported once
     assert all(r.status == "ok" and not r.retried and r.attempt == 0 for r in results), results
-    assert {r.worker for r in results} == {0, 1}
+    assert {r.worker for r in results} <= {0, 1}  # which actor ran what: whichever was free
     assert [_episode(r) for r in episode_results(results, jobs, out)] == [_episode(r) for r in one]
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*")) == sorted(
         j.id for j in jobs
@@ -234,7 +234,7 @@ def test_bench_miniwob_on_a_ray_cluster_from_the_cli(ray_head, tmp_path):
     assert [(e["task"], e["seed"], e["success"], e["retried"]) for e in episodes] == [
         ("click-button", 0, True, False), ("click-button", 1, True, False)
     ]  # fmt: skip
-    assert {e["worker"] for e in episodes} == {0, 1}
+    assert {e["worker"] for e in episodes} <= {0, 1}
 
 
 def test_ctrl_c_stops_every_actor_and_keeps_what_finished(ray_head, tmp_path):
