@@ -3,7 +3,7 @@
 Each line is a JSON object::
 
     {"task": "Sign in as Zoë", "target": "phone:signin",
-     "checks": [{"path": "signed_in_as", "equals": "Zoë"}], "id": "signin-1"}
+     "checks": [{"path": "signed_in.name", "equals": "Zoë"}], "id": "signin-1"}
     {"task": "Put the red cube in the tray", "target": "scene:tray", "max_steps": 20}
     {"task": "Open the settings", "device": "android:emulator-5554"}
 
