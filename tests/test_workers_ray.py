@@ -282,3 +282,34 @@ def test_ctrl_c_stops_every_actor_and_keeps_what_finished(ray_head, tmp_path):
 
 
 FINISH = "✿FUNCTION✿: finish\n✿ARGS✿: {}"
+
+
+def test_batch_lines_on_a_ray_cluster(ray_head, tmp_path, capsys):
+    """``pixelpilot batch --ray ADDRESS``: each line on a fresh fixture app of an actor's own
+    display, judged by its checks; one folder per line and batch.json in --out."""
+    import json
+
+    from pixelpilot.agent.cli import main
+
+    script = tmp_path / "click.yaml"
+    script.write_text(yaml.safe_dump(CLICK, allow_unicode=True), encoding="utf-8")
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"task": "Click Submit.", "target": "fixture", "id": "once",
+         "checks": [{"path": "submit_count", "equals": 1}]},
+        {"task": "Click Submit twice.", "target": "fixture", "id": "twice",
+         "checks": [{"path": "submit_count", "equals": 2}]},
+    ]))  # fmt: skip
+    out = tmp_path / "out"
+    code = main(["batch", str(tasks), "--model", f"scripted:{script}", "--workers", "2",
+                 "--ray", ray_head, "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 1, text  # the second line's check does not hold
+    runs = json.loads((out / "batch.json").read_text())["runs"]
+    assert [(r["job_id"], r["payload"]["status"], r["payload"]["achieved"]) for r in runs] == [
+        ("once", "success", True), ("twice", "success", False)
+    ]  # fmt: skip
+    assert load_trajectory(out / "twice").meta.task == "Click Submit twice."
+
+
+CLICK = ['✿FUNCTION✿: click\n✿ARGS✿: {"point": [399, 351]}', "✿FUNCTION✿: finish\n✿ARGS✿: {}"]
