@@ -36,6 +36,14 @@ it is; so the client's budget (``pixels``) decides what the model sees as long a
 ``max_pixels`` is at least as large (docs/serving.md).
 Connection errors, timeouts, HTTP 429/5xx and garbage answers are retried ``retries`` times
 with exponential backoff; then a one-line ModelError names the URL, what happened and what to do.
+
+Many agents, one server: a model object may be shared by agents in several threads, and every
+agent may have its own object (worker processes, Ray actors). What a request depends on is kept
+per thread (the screenshots already encoded, the mode the last request used); what the client
+learns about the server (its model name, a refused constraint, refused extra parameters) is
+shared, since it holds for every agent. ``max_in_flight`` bounds the requests open to the server
+from this machine at once, across threads and processes (``inflight.py``); waiting for a slot is
+reported as ``timings["queue"]`` and does not count against ``timeout``.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import threading
 import time
 from typing import Any, Literal
 
@@ -59,6 +68,7 @@ from pixelpilot.vlm.base import (
     VisionModel,
     merge_final,
 )
+from pixelpilot.vlm.inflight import DEFAULT_MAX_IN_FLIGHT, limit_for
 
 __all__ = ["Constrain", "OpenAIServerModel", "from_reference"]
 
@@ -87,6 +97,8 @@ class OpenAIServerModel(VisionModel):
     ``http://host:8000`` gets ``/v1``). ``model`` is the served model name; empty: the one model
     ``GET /v1/models`` lists (looked up on the first request). ``pixels`` must match what the server's processor
     allows (default: the hub checkpoints' budget). ``api_key`` defaults to ``$OPENAI_API_KEY``.
+    ``max_in_flight``: the most requests this machine has open to the server at once (default
+    ``$PIXELPILOT_MAX_IN_FLIGHT`` or 16), shared by every client to the same URL.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class OpenAIServerModel(VisionModel):
         image_format: ImageFormat = "jpeg",
         prescale: bool = True,
         name: str | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         if constrain not in ("auto", *_LADDER):
             raise ConfigError(
@@ -114,6 +127,7 @@ class OpenAIServerModel(VisionModel):
             raise ConfigError(f"image_format must be jpeg or png, not {image_format!r}")
         if retries < 0 or timeout <= 0 or backoff < 0:
             raise ConfigError("retries and backoff must be >= 0 and timeout > 0")
+        in_flight = _max_in_flight(max_in_flight)
         self.base_url = _normalize_url(base_url)
         self.url = f"{self.base_url}/chat/completions"
         self.model = model
@@ -124,18 +138,25 @@ class OpenAIServerModel(VisionModel):
         self.image_format: ImageFormat = image_format
         self.prescale = prescale
         self.name = name or f"openai:{self.base_url}#{model or '?'}"
-        self.mode: _Mode | None = None
-        """The constraint mode the last request used (auto remembers a step down)."""
+        self.max_in_flight = in_flight
+        self._limit = limit_for(self.base_url, in_flight)
+        self._local = threading.local()
+        """Per thread (one agent's episode): ``images``, the screenshots of its last prompt
+        (id -> (image, data URL, size sent)); ``mode``, the mode its last request used."""
         self._floor = 0  # index into _LADDER below which auto no longer tries
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers
         )
-        self._images: dict[int, tuple[Image.Image, str, tuple[int, int]]] = {}
-        """id -> (image, data URL, size sent) of the screenshots of the last prompt."""
         self._extras: bool | None = None
         """Whether the server takes vLLM's extra parameters (None: not known yet)."""
+
+    @property
+    def mode(self) -> _Mode | None:
+        """The constraint mode this thread's last request used (auto remembers a step down)."""
+        mode: _Mode | None = getattr(self._local, "mode", None)
+        return mode
 
     # -- the request ---------------------------------------------------------------------------
     def _generate(self, prompt: Prompt) -> Generation:
@@ -145,10 +166,12 @@ class OpenAIServerModel(VisionModel):
         form = prompt.json_form
         modes = self._modes(prompt, form is not None)
         t0 = time.perf_counter()
+        self._local.queued = 0.0
         answer, mode, waited = self._ask(urls, prompt, form, modes)
         if self.constrain == "auto":
-            self._floor = _LADDER.index(mode)
-        self.mode = mode
+            self._floor = max(self._floor, _LADDER.index(mode))
+        self._local.mode = mode
+        queued: float = self._local.queued
         text = _content(answer)
         if text is None:
             raise ModelError(
@@ -169,8 +192,9 @@ class OpenAIServerModel(VisionModel):
             resized=resized,
             timings={
                 "encode": encode_s,
-                "request": time.perf_counter() - t0 - waited,
+                "request": time.perf_counter() - t0 - waited - queued,
                 "backoff": waited,
+                "queue": queued,
             },
         )
 
@@ -257,7 +281,9 @@ class OpenAIServerModel(VisionModel):
         for attempt in range(self.retries + 1):
             delay = self.backoff * 2**attempt
             try:
-                resp = self._client.post(self.url, json=body)
+                with self._limit.slot() as queued:
+                    self._local.queued += queued
+                    resp = self._client.post(self.url, json=body)
             except httpx.TimeoutException as exc:
                 problem = f"timed out after {self.timeout:g} s: {type(exc).__name__}"
                 hint = "is the server overloaded? raise timeout= or lower the pixel budget"
@@ -326,16 +352,19 @@ class OpenAIServerModel(VisionModel):
         images = prompt.images
         if not images:
             return [], None, 0.0
+        cache: dict[int, tuple[Image.Image, str, tuple[int, int]]] = getattr(
+            self._local, "images", {}
+        )
         seen: dict[int, tuple[Image.Image, str, tuple[int, int]]] = {}
         t0 = time.perf_counter()
         spent = False
         for image in images:
-            hit = self._images.get(id(image))
+            hit = cache.get(id(image))
             if hit is None or hit[0] is not image:
                 hit = (image, *self._encode(image))
                 spent = True
             seen[id(image)] = hit
-        self._images = seen  # only what this prompt shows stays cached
+        self._local.images = seen  # only what this prompt shows stays cached
         seconds = time.perf_counter() - t0 if spent else 0.0
         return [seen[id(im)][1] for im in images], seen[id(images[-1])][2], seconds
 
@@ -355,7 +384,7 @@ class OpenAIServerModel(VisionModel):
 
     def close(self) -> None:
         self._client.close()
-        self._images = {}
+        self._local = threading.local()
 
 
 def from_reference(ref: str, **options: Any) -> OpenAIServerModel:
@@ -371,6 +400,24 @@ def from_reference(ref: str, **options: Any) -> OpenAIServerModel:
             "e.g. openai:http://localhost:8000/v1#Qwen/Qwen2-VL-7B-Instruct"
         )
     return OpenAIServerModel(url, model.strip(), **options)
+
+
+def _max_in_flight(value: int | None) -> int:
+    """The bound given, else ``$PIXELPILOT_MAX_IN_FLIGHT``, else the default; ConfigError
+    when it is not a positive whole number."""
+    raw: object = value if value is not None else os.environ.get("PIXELPILOT_MAX_IN_FLIGHT")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_IN_FLIGHT
+    try:
+        n = int(str(raw))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(
+            f"max_in_flight (or $PIXELPILOT_MAX_IN_FLIGHT) must be a whole number >= 1, "
+            f"not {raw!r}"
+        )
+    return n
 
 
 # -- pure helpers ------------------------------------------------------------------------------
