@@ -87,6 +87,18 @@ def test_generate_against_transformers_serve(tiny_server: TransformersServe) -> 
     model.close()
 
 
+def test_qwen2vl_against_transformers_serve_which_fails_on_stop_strings(tiny_server) -> None:
+    """transformers serve 5.x answers 500 to a request with ``stop`` strings for a
+    vision-language checkpoint; qwen2vl prompts carry them (✿RESULT✿, ✿RETURN✿)."""
+    model = served(tiny_server, constrain="none")
+    prompt = get_dialect("qwen2vl").build_prompt("Click the blue box", [], screenshot(), CTX)
+    assert prompt.stop
+    gen = model.generate(prompt)  # asked again without them, and cut here
+    assert not any(s in gen.text for s in prompt.stop)
+    assert model.generate(prompt).text == gen.text  # temperature 0; no stop strings sent now
+    model.close()
+
+
 def test_reference_without_model_uses_the_served_one(tiny_server: TransformersServe) -> None:
     model = from_reference(tiny_server.url, pixels=BUDGET, max_tokens=4)
     assert model.model == "" and model.name.endswith("#?")
@@ -245,6 +257,24 @@ def test_timeouts_are_retried_then_reported() -> None:
         ):
             fake_model(srv, timeout=0.3, retries=1).generate(prompt_for())
     assert len(srv.requests) == 2 and time.monotonic() - t0 < 1.5
+
+
+def test_stop_strings_a_server_fails_on_are_applied_here() -> None:
+    answer = "✿FUNCTION✿: finish\n✿ARGS✿: {}\n✿RESULT✿: made up\n✿RETURN✿: more"
+    failing = Reply(500, {"error": "stop criteria need a tokenizer"})
+    with FakeServer(failing, failing, Reply(body=completion(answer))) as server:
+        model = fake_model(server, retries=1, constrain="none")
+        prompt = prompt_for("qwen2vl")
+        first = model.generate(prompt)
+        second = model.generate(prompt)
+    sent = ["stop" in body for _, body in server.requests]
+    assert sent == [True, True, False, False]  # both tries with them, then never again
+    assert first.text == second.text == "✿FUNCTION✿: finish\n✿ARGS✿: {}\n"
+    # a server that fails with and without them is the first error, unchanged
+    with FakeServer(failing) as server:
+        with pytest.raises(ModelError, match="HTTP 500"):
+            fake_model(server, retries=0, constrain="none").generate(prompt_for("qwen2vl"))
+        assert ["stop" in body for _, body in server.requests] == [True, False]
 
 
 def test_refusals_are_not_retried() -> None:

@@ -53,6 +53,7 @@ import io
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import httpx
@@ -80,6 +81,14 @@ _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _CONSTRAINT_REFUSED = frozenset({400, 415, 422})
 """Statuses with which servers refuse a request field they do not know or cannot compile."""
 _MAX_RETRY_AFTER = 30.0
+
+
+class _Failed(ModelError):
+    """Every try answered an HTTP error status worth retrying (5xx and the like)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Refused(Exception):
@@ -144,6 +153,8 @@ class OpenAIServerModel(VisionModel):
         """Per thread (one agent's episode): ``images``, the screenshots of its last prompt
         (id -> (image, data URL, size sent)); ``mode``, the mode its last request used."""
         self._floor = 0  # index into _LADDER below which auto no longer tries
+        self._stop_here = False
+        """Whether stop strings are applied here because the server fails requests with them."""
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(
@@ -178,6 +189,8 @@ class OpenAIServerModel(VisionModel):
                 f"{self.url}: the answer has no message text ({_snippet(answer)}); "
                 "is this an OpenAI-compatible chat completions endpoint?"
             )
+        if self._stop_here and prompt.stop:
+            text = _cut(text, prompt.stop)
         if mode == "json_schema" and form is not None:
             text = form.rewrite(text)
         usage = answer.get("usage")
@@ -212,7 +225,7 @@ class OpenAIServerModel(VisionModel):
             tries = [(mode, True) for mode in modes]
         for i, (mode, extras) in enumerate(tries):
             try:
-                answer, slept = self._post(self._body(urls, mode, prompt, form, extras))
+                answer, slept = self._post_stop(self._body(urls, mode, prompt, form, extras))
             except _Refused as exc:
                 if i < len(tries) - 1 and exc.status in _CONSTRAINT_REFUSED:
                     continue  # the server refused this constraint, or the extra parameters
@@ -221,6 +234,27 @@ class OpenAIServerModel(VisionModel):
                 self._extras = extras
             return answer, mode, slept
         raise AssertionError("no request was tried")  # pragma: no cover - modes is never empty
+
+    def _post_stop(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """``_post``, for a server that fails every request carrying ``stop`` strings
+        (``transformers serve`` 5.x answers 500 for a vision-language checkpoint: its stop
+        criteria ask the processor for a vocabulary). When a request with them fails with a
+        server error on every try and the same request without them succeeds, the server never
+        gets them again and the answer is cut at the first one here (``_cut``)."""
+        if "stop" not in body:
+            return self._post(body)
+        bare = {k: v for k, v in body.items() if k != "stop"}
+        if self._stop_here:
+            return self._post(bare)
+        try:
+            return self._post(body)
+        except _Failed as failed:
+            try:
+                answer, slept = self._post(bare)
+            except (ModelError, _Refused):
+                raise failed from None
+            self._stop_here = True
+            return answer, slept
 
     def _body(
         self,
@@ -277,7 +311,7 @@ class OpenAIServerModel(VisionModel):
 
     def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
         """POST with bounded retries; (the answer's JSON, seconds slept in backoff)."""
-        problem, hint, slept = "", "", 0.0
+        problem, hint, slept, status = "", "", 0.0, 0
         for attempt in range(self.retries + 1):
             delay = self.backoff * 2**attempt
             try:
@@ -285,9 +319,11 @@ class OpenAIServerModel(VisionModel):
                     self._local.queued += queued
                     resp = self._client.post(self.url, json=body)
             except httpx.TimeoutException as exc:
+                status = 0
                 problem = f"timed out after {self.timeout:g} s: {type(exc).__name__}"
                 hint = "is the server overloaded? raise timeout= or lower the pixel budget"
             except httpx.TransportError as exc:
+                status = 0
                 problem = f"cannot connect: {type(exc).__name__}: {exc}"
                 hint = "is the server running? see docs/serving.md, or fix the URL"
             else:
@@ -295,9 +331,11 @@ class OpenAIServerModel(VisionModel):
                     answer = _json(resp)
                     if answer is not None:
                         return answer, slept
+                    status = 0
                     problem = f"answered garbage, not a chat completion ({_snippet(resp.text)})"
                     hint = "is this an OpenAI-compatible /v1 endpoint? check the URL"
                 elif resp.status_code in _RETRY_STATUS:
+                    status = resp.status_code
                     problem = f"HTTP {resp.status_code} ({_detail(resp)})"
                     hint = "the server is failing or overloaded; see its log"
                     delay = max(delay, _retry_after(resp))
@@ -307,9 +345,10 @@ class OpenAIServerModel(VisionModel):
                 time.sleep(delay)
                 slept += delay
         tries = self.retries + 1
-        raise ModelError(
-            f"{self.url}: {problem} ({tries} tr{'y' if tries == 1 else 'ies'}); {hint}"
-        )
+        message = f"{self.url}: {problem} ({tries} tr{'y' if tries == 1 else 'ies'}); {hint}"
+        if status:
+            raise _Failed(message, status)
+        raise ModelError(message)
 
     def _served_model(self) -> str:
         """The one model the server lists; ModelError naming them when it is not one."""
@@ -421,6 +460,12 @@ def _max_in_flight(value: int | None) -> int:
 
 
 # -- pure helpers ------------------------------------------------------------------------------
+def _cut(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first of the ``stop`` strings, as a server cuts it (without it)."""
+    ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(ends)] if ends else text
+
+
 def _normalize_url(base_url: str) -> str:
     url = base_url.strip().rstrip("/")
     parsed = httpx.URL(url)
