@@ -20,7 +20,7 @@ from typer.exceptions import TyperException
 
 from pixelpilot.agent.cli_batch import batch
 from pixelpilot.agent.cli_bench import bench_app
-from pixelpilot.agent.cli_common import claimed_device, out
+from pixelpilot.agent.cli_common import RAY_LOCAL, bare_option, claimed_device, out
 from pixelpilot.agent.cli_common import display as _display
 from pixelpilot.agent.cli_common import progress as _progress
 from pixelpilot.agent.cli_control import (
@@ -373,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
     signal.signal(signal.SIGTERM, _terminate)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    argv = bare_option(sys.argv[1:] if argv is None else argv, "--ray", RAY_LOCAL)
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="pixelpilot")
         return rc if isinstance(rc, int) else 0  # a command's typer.Exit code comes back here

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from pixelpilot.agent.cli_common import out
+from pixelpilot.agent.cli_common import RAY_HELP, out, ray_backend
 from pixelpilot.agent.errors import ConfigError, UserError
 
 
@@ -44,6 +44,9 @@ def batch(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default runs/batch-TIME).")
     ] = None,
+    ray: Annotated[
+        str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)
+    ] = None,
 ) -> None:
     """Run every task of TASKS.jsonl with MODEL on its target or device, in WORKERS parallel
     processes; a line per task, every trajectory and batch.json in one directory. Exit 0 when
@@ -69,9 +72,10 @@ def batch(
     longest = max(line.max_seconds or max_seconds for line in lines)
     factory = TaskSlotFactory(model, the_dialect, size, max_steps, max_seconds)
     try:
+        backend, address = ray_backend(ray)
         results: list[JobResult] = run_jobs(
             jobs, factory, workers=workers, out_dir=folder, on_result=_show,
-            job_timeout_s=timeout or longest + 60,
+            job_timeout_s=timeout or longest + 60, backend=backend, ray_address=address,
         )  # fmt: skip
         stopped = False
     except RunInterrupted as exc:

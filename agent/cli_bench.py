@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pixelpilot.agent.cli_common import out
+from pixelpilot.agent.cli_common import RAY_HELP, out, ray_backend
 from pixelpilot.agent.errors import ConfigError, UserError
 from pixelpilot.agent.geometry import PixelBudget
 
@@ -85,6 +85,9 @@ def miniwob(
             "its worker replaced (default: --max-seconds + 60).",
         ),
     ] = None,
+    ray: Annotated[
+        str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)
+    ] = None,
 ) -> None:
     """Run MiniWoB++ episodes through the real agent loop on Chromium, scored by MiniWoB's own
     reward: a table per task, JSON, every episode's trajectory and an HTML index."""
@@ -116,12 +119,12 @@ def miniwob(
         episode_seconds=episode_seconds, out=folder,
     )  # fmt: skip
     pixels = PixelBudget(min_pixels, max_pixels) if max_pixels is not None else None
-    if workers > 1:
+    if workers > 1 or ray is not None:
         if model != ORACLE:  # a bad reference fails before a worker starts
             from pixelpilot.vlm.registry import check_reference
 
             check_reference(model)
-        _run_parallel(cfg, model, pixels, size, reports, workers, timeout or max_seconds + 60)
+        _run_parallel(cfg, model, pixels, size, reports, workers, timeout or max_seconds + 60, ray)
         return
     loaded = None
     if model != ORACLE:  # a bad reference fails before a browser starts
@@ -205,6 +208,7 @@ def _run_parallel(
     reports: bool,
     workers: int,
     timeout: float,
+    ray: str | None = None,
 ) -> None:
     """The episodes as jobs for ``workers`` processes, each with its own display, browser and
     model; the same table and files as one process writes. Ctrl-C keeps what finished."""
@@ -233,8 +237,10 @@ def _run_parallel(
                 )
 
         try:
+            backend, address = ray_backend(ray)
             results = run_jobs(jobs, factory, workers=workers, out_dir=cfg.out / "episodes",
-                               on_result=finished, job_timeout_s=timeout)  # fmt: skip
+                               on_result=finished, job_timeout_s=timeout,
+                               backend=backend, ray_address=address)  # fmt: skip
             stopped = None
         except RunInterrupted as exc:
             results, stopped = exc.results, exc

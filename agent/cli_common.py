@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -81,3 +81,31 @@ def claimed_device(device: Any, holder: str) -> Iterator[None]:
         return
     with claimed(key, holder):
         yield
+
+
+RAY_HELP = (
+    "Run on a Ray cluster, one actor per --workers slot: a bare --ray starts one "
+    "on this machine; --ray ADDRESS joins one (HOST:6379, ray://HOST:10001, auto). Trajectories "
+    "go to --out, which every node must see at the same path (docs/parallel.md)."
+)
+RAY_LOCAL = "local"
+"""What a bare ``--ray`` stands for: a private Ray instance on this machine."""
+
+
+def bare_option(argv: list[str], option: str, value: str) -> list[str]:
+    """``argv`` with ``value`` after each ``option`` that has no value of its own (last, or
+    followed by another option): how ``--ray`` alone means ``--ray local``."""
+    out_args: list[str] = []
+    for i, arg in enumerate(argv):
+        out_args.append(arg)
+        if arg == option and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out_args.append(value)
+    return out_args
+
+
+def ray_backend(ray: str | None) -> tuple[Literal["local", "ray"], str | None]:
+    """(backend, Ray address) for a ``--ray`` value: local workers without it, a private Ray
+    instance for a bare ``--ray``, the cluster at ADDRESS otherwise."""
+    if ray is None:
+        return "local", None
+    return "ray", None if ray == RAY_LOCAL else ray

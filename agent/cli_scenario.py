@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from pixelpilot.agent.cli_common import RAY_HELP, out, ray_backend
 from pixelpilot.agent.cli_common import display as _display
-from pixelpilot.agent.cli_common import out
 from pixelpilot.agent.cli_common import progress as _progress
 from pixelpilot.agent.cli_control import PolicyOption, guards
 from pixelpilot.agent.errors import UserError
@@ -60,6 +60,9 @@ def scenario_test(
         float,
         typer.Option(min=1, help="With --workers > 1: a run taking longer is recorded as timeout."),
     ] = 300.0,
+    ray: Annotated[
+        str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)
+    ] = None,
 ) -> None:
     """Run every scenario under PATHS; exit 0 only when every check holds.
 
@@ -70,8 +73,8 @@ def scenario_test(
     files = [f for path in paths or [BUILTIN_DIR] for f in discover(path)]
     if not files:
         raise UserError(f"{', '.join(map(str, paths or [BUILTIN_DIR]))}: no scenario files found")
-    if workers > 1:
-        _run_parallel(files, out_dir, workers, timeout)
+    if workers > 1 or ray is not None:
+        _run_parallel(files, out_dir, workers, timeout, ray)
     groups = _by_screen(files)
     if len(groups) > 1:
         _run_groups(groups, out_dir, verbose)
@@ -99,7 +102,9 @@ def _screen_of(file: Path) -> tuple[int, int] | None:
     return s.target.screen if s.target.kind == "desktop" else None
 
 
-def _run_parallel(files: list[Path], out_dir: Path, workers: int, timeout: float) -> None:
+def _run_parallel(
+    files: list[Path], out_dir: Path, workers: int, timeout: float, ray: str | None = None
+) -> None:
     """Every (scenario, dialect) as a job for ``workers`` processes with displays of the
     scenarios' size (one pool per size); a line per run, summary.json; exit 1 if any failed,
     130 on Ctrl-C (what finished is kept)."""
@@ -120,8 +125,10 @@ def _run_parallel(files: list[Path], out_dir: Path, workers: int, timeout: float
             group = [j for j in jobs if (screen[j.spec["file"]] or sizes[0]) == size]
             if n or len(sizes) > 1:
                 out.print(f"[dim]{len(group)} runs on {size[0]}x{size[1]} displays[/]")
+            backend, address = ray_backend(ray)
             results += run_jobs(group, ScenarioSlotFactory(size), workers=workers,
-                                out_dir=folder, on_result=_show, job_timeout_s=timeout)  # fmt: skip
+                                out_dir=folder, on_result=_show, job_timeout_s=timeout,
+                                backend=backend, ray_address=address)  # fmt: skip
     except RunInterrupted as exc:
         results += exc.results
         stopped = True

@@ -1,6 +1,6 @@
 """Shared fixtures: one X display for the whole session, the Tk fixture app, a desktop device,
 one Chromium with MiniWoB++, the two tiny Qwen2-VL checkpoints (built once per session into the
-session's temp dir).
+session's temp dir), a ``transformers serve`` process serving the small one.
 
 ``display`` starts ONE Xvfb (1280x800) with the openbox window manager (when installed, as
 scripts/setup.sh does) unless ``$DISPLAY`` is already set, and points
@@ -21,6 +21,7 @@ from pixelpilot.envs.miniwob_env import MiniWoBEnv
 from pixelpilot.scenarios.fixture import FixtureApp
 from pixelpilot.tools.desktop import DesktopDevice
 from pixelpilot.tools.xvfb import VirtualDisplay, default_wm, xvfb_available
+from pixelpilot.vlm.transformers_serve import TransformersServe, missing_serving_deps
 
 SCREEN = (1280, 800)
 
@@ -106,3 +107,14 @@ def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pixelpilot.vlm.tiny import ensure_tiny
 
     return ensure_tiny("qwen", tmp_path_factory.getbasetemp() / "tiny-qwen")
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_small: Path) -> Iterator[TransformersServe]:
+    """A real ``transformers serve`` process serving the tiny checkpoint on CPU, for the session
+    (``.url`` its OpenAI base, ``.model`` the served name, ``.log`` its output)."""
+    missing = missing_serving_deps()
+    if missing:
+        pytest.skip(f"transformers serve needs {', '.join(missing)}: pip install 'transformers[serving]'")
+    with TransformersServe(tiny_small, log=tiny_small.parent / "serve.log") as server:
+        yield server

@@ -1,7 +1,7 @@
 """The OpenAI-compatible server backend against real HTTP servers.
 
-``tiny_server``: a real ``transformers serve`` process serving the tiny Qwen2-VL checkpoint
-(random weights, built into a temp dir), started and stopped by this module. ``FakeServer``: a
+``tiny_server`` (conftest): a real ``transformers serve`` process serving the tiny Qwen2-VL
+checkpoint (random weights, built into the session's temp dir). ``FakeServer``: a
 real ``http.server`` in a thread that answers from a script (500s, garbage, slow answers,
 refusals, JSON calls), for the failure paths a healthy model server never shows on demand.
 """
@@ -11,21 +11,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.server
-import importlib.util
 import io
 import json
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -35,10 +29,10 @@ from pixelpilot.agent.errors import ConfigError, ModelError
 from pixelpilot.agent.geometry import PixelBudget, ScreenGeometry
 from pixelpilot.agent.loop import Agent, Budgets
 from pixelpilot.agent.trajectory import DirectoryRecorder, load_trajectory
-from pixelpilot.tools._process import terminate
 from pixelpilot.tools.desktop import DesktopDevice
 from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Sampling
 from pixelpilot.vlm.openai_server import OpenAIServerModel, from_reference
+from pixelpilot.vlm.transformers_serve import TransformersServe
 
 BUDGET = PixelBudget(min_pixels=3136, max_pixels=64 * 28 * 28)
 """Small, so that the tiny model on CPU answers in tens of milliseconds."""
@@ -60,59 +54,6 @@ def screenshot() -> Image.Image:
     return img
 
 
-# -- a real transformers serve process ---------------------------------------------------------
-@dataclass
-class TinyServer:
-    url: str
-    model: str
-    log: str
-
-
-@pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer]:
-    for mod in ("fastapi", "uvicorn", "openai"):
-        if importlib.util.find_spec(mod) is None:
-            pytest.skip(f"transformers serve needs {mod}: pip install 'transformers[serving]'")
-    from pixelpilot.vlm.tiny import build_tiny
-
-    root = tmp_path_factory.mktemp("tiny-serve")
-    model_dir = str(build_tiny(root / "model"))
-    port = free_port()
-    exe = shutil.which("transformers")
-    cmd = (
-        [exe]
-        if exe
-        else [sys.executable, "-c", "from transformers.cli.transformers import main; main()"]
-    )
-    cmd += [
-        "serve", model_dir, "--host", "127.0.0.1", "--port", str(port),
-        "--device", "cpu", "--log-level", "info",
-    ]  # fmt: skip
-    log_path = root / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"transformers serve exited {proc.returncode}: {log_path.read_text()[-2000:]}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve not ready in 90 s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield TinyServer(f"http://127.0.0.1:{port}", model_dir, str(log_path))
-    finally:
-        terminate(proc, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def desktop(display: str) -> Iterator[DesktopDevice]:
     """One open desktop for the module: one X connection held throughout (Xvfb resets when its
@@ -121,12 +62,12 @@ def desktop(display: str) -> Iterator[DesktopDevice]:
         yield device
 
 
-def served(server: TinyServer, **kw: Any) -> OpenAIServerModel:
+def served(server: TransformersServe, **kw: Any) -> OpenAIServerModel:
     opts: dict[str, Any] = {"pixels": BUDGET, "max_tokens": 24, "retries": 1, "backoff": 0.05}
     return OpenAIServerModel(server.url, server.model, **(opts | kw))
 
 
-def test_generate_against_transformers_serve(tiny_server: TinyServer) -> None:
+def test_generate_against_transformers_serve(tiny_server: TransformersServe) -> None:
     model = served(tiny_server)
     prompt = get_dialect("qwen25vl").build_prompt("Click the blue box", [], screenshot(), CTX)
     gen = model.generate(prompt)
@@ -146,8 +87,20 @@ def test_generate_against_transformers_serve(tiny_server: TinyServer) -> None:
     model.close()
 
 
-def test_reference_without_model_uses_the_served_one(tiny_server: TinyServer) -> None:
-    model = from_reference(f"{tiny_server.url}/v1", pixels=BUDGET, max_tokens=4)
+def test_qwen2vl_against_transformers_serve_which_fails_on_stop_strings(tiny_server) -> None:
+    """transformers serve 5.x answers 500 to a request with ``stop`` strings for a
+    vision-language checkpoint; qwen2vl prompts carry them (✿RESULT✿, ✿RETURN✿)."""
+    model = served(tiny_server, constrain="none")
+    prompt = get_dialect("qwen2vl").build_prompt("Click the blue box", [], screenshot(), CTX)
+    assert prompt.stop
+    gen = model.generate(prompt)  # asked again without them, and cut here
+    assert not any(s in gen.text for s in prompt.stop)
+    assert model.generate(prompt).text == gen.text  # temperature 0; no stop strings sent now
+    model.close()
+
+
+def test_reference_without_model_uses_the_served_one(tiny_server: TransformersServe) -> None:
+    model = from_reference(tiny_server.url, pixels=BUDGET, max_tokens=4)
     assert model.model == "" and model.name.endswith("#?")
     gen = model.generate(get_dialect("uitars").build_prompt("Click", [], screenshot(), CTX))
     assert model.model == tiny_server.model  # transformers serve lists the model directory
@@ -156,7 +109,7 @@ def test_reference_without_model_uses_the_served_one(tiny_server: TinyServer) ->
     model.close()
 
 
-def test_agent_step_reasks_through_the_server(tiny_server: TinyServer, desktop, tmp_path) -> None:
+def test_agent_step_reasks_through_the_server(tiny_server: TransformersServe, desktop, tmp_path) -> None:
     """Random weights: the answers are invalid, so the loop re-asks with the reason, then fails.
 
     The server's own prompt-token count proves the re-ask carried the feedback text.
@@ -304,6 +257,24 @@ def test_timeouts_are_retried_then_reported() -> None:
         ):
             fake_model(srv, timeout=0.3, retries=1).generate(prompt_for())
     assert len(srv.requests) == 2 and time.monotonic() - t0 < 1.5
+
+
+def test_stop_strings_a_server_fails_on_are_applied_here() -> None:
+    answer = "✿FUNCTION✿: finish\n✿ARGS✿: {}\n✿RESULT✿: made up\n✿RETURN✿: more"
+    failing = Reply(500, {"error": "stop criteria need a tokenizer"})
+    with FakeServer(failing, failing, Reply(body=completion(answer))) as server:
+        model = fake_model(server, retries=1, constrain="none")
+        prompt = prompt_for("qwen2vl")
+        first = model.generate(prompt)
+        second = model.generate(prompt)
+    sent = ["stop" in body for _, body in server.requests]
+    assert sent == [True, True, False, False]  # both tries with them, then never again
+    assert first.text == second.text == "✿FUNCTION✿: finish\n✿ARGS✿: {}\n"
+    # a server that fails with and without them is the first error, unchanged
+    with FakeServer(failing) as server:
+        with pytest.raises(ModelError, match="HTTP 500"):
+            fake_model(server, retries=0, constrain="none").generate(prompt_for("qwen2vl"))
+        assert ["stop" in body for _, body in server.requests] == [True, False]
 
 
 def test_refusals_are_not_retried() -> None:

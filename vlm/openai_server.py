@@ -36,6 +36,14 @@ it is; so the client's budget (``pixels``) decides what the model sees as long a
 ``max_pixels`` is at least as large (docs/serving.md).
 Connection errors, timeouts, HTTP 429/5xx and garbage answers are retried ``retries`` times
 with exponential backoff; then a one-line ModelError names the URL, what happened and what to do.
+
+Many agents, one server: a model object may be shared by agents in several threads, and every
+agent may have its own object (worker processes, Ray actors). What a request depends on is kept
+per thread (the screenshots already encoded, the mode the last request used); what the client
+learns about the server (its model name, a refused constraint, refused extra parameters) is
+shared, since it holds for every agent. ``max_in_flight`` bounds the requests open to the server
+from this machine at once, across threads and processes (``inflight.py``); waiting for a slot is
+reported as ``timings["queue"]`` and does not count against ``timeout``.
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ from __future__ import annotations
 import base64
 import io
 import os
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import httpx
@@ -59,6 +69,7 @@ from pixelpilot.vlm.base import (
     VisionModel,
     merge_final,
 )
+from pixelpilot.vlm.inflight import DEFAULT_MAX_IN_FLIGHT, limit_for
 
 __all__ = ["Constrain", "OpenAIServerModel", "from_reference"]
 
@@ -70,6 +81,14 @@ _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _CONSTRAINT_REFUSED = frozenset({400, 415, 422})
 """Statuses with which servers refuse a request field they do not know or cannot compile."""
 _MAX_RETRY_AFTER = 30.0
+
+
+class _Failed(ModelError):
+    """Every try answered an HTTP error status worth retrying (5xx and the like)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Refused(Exception):
@@ -87,6 +106,8 @@ class OpenAIServerModel(VisionModel):
     ``http://host:8000`` gets ``/v1``). ``model`` is the served model name; empty: the one model
     ``GET /v1/models`` lists (looked up on the first request). ``pixels`` must match what the server's processor
     allows (default: the hub checkpoints' budget). ``api_key`` defaults to ``$OPENAI_API_KEY``.
+    ``max_in_flight``: the most requests this machine has open to the server at once (default
+    ``$PIXELPILOT_MAX_IN_FLIGHT`` or 16), shared by every client to the same URL.
     """
 
     def __init__(
@@ -105,6 +126,7 @@ class OpenAIServerModel(VisionModel):
         image_format: ImageFormat = "jpeg",
         prescale: bool = True,
         name: str | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         if constrain not in ("auto", *_LADDER):
             raise ConfigError(
@@ -114,6 +136,7 @@ class OpenAIServerModel(VisionModel):
             raise ConfigError(f"image_format must be jpeg or png, not {image_format!r}")
         if retries < 0 or timeout <= 0 or backoff < 0:
             raise ConfigError("retries and backoff must be >= 0 and timeout > 0")
+        in_flight = _max_in_flight(max_in_flight)
         self.base_url = _normalize_url(base_url)
         self.url = f"{self.base_url}/chat/completions"
         self.model = model
@@ -124,18 +147,27 @@ class OpenAIServerModel(VisionModel):
         self.image_format: ImageFormat = image_format
         self.prescale = prescale
         self.name = name or f"openai:{self.base_url}#{model or '?'}"
-        self.mode: _Mode | None = None
-        """The constraint mode the last request used (auto remembers a step down)."""
+        self.max_in_flight = in_flight
+        self._limit = limit_for(self.base_url, in_flight)
+        self._local = threading.local()
+        """Per thread (one agent's episode): ``images``, the screenshots of its last prompt
+        (id -> (image, data URL, size sent)); ``mode``, the mode its last request used."""
         self._floor = 0  # index into _LADDER below which auto no longer tries
+        self._stop_here = False
+        """Whether stop strings are applied here because the server fails requests with them."""
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers
         )
-        self._images: dict[int, tuple[Image.Image, str, tuple[int, int]]] = {}
-        """id -> (image, data URL, size sent) of the screenshots of the last prompt."""
         self._extras: bool | None = None
         """Whether the server takes vLLM's extra parameters (None: not known yet)."""
+
+    @property
+    def mode(self) -> _Mode | None:
+        """The constraint mode this thread's last request used (auto remembers a step down)."""
+        mode: _Mode | None = getattr(self._local, "mode", None)
+        return mode
 
     # -- the request ---------------------------------------------------------------------------
     def _generate(self, prompt: Prompt) -> Generation:
@@ -145,16 +177,20 @@ class OpenAIServerModel(VisionModel):
         form = prompt.json_form
         modes = self._modes(prompt, form is not None)
         t0 = time.perf_counter()
+        self._local.queued = 0.0
         answer, mode, waited = self._ask(urls, prompt, form, modes)
         if self.constrain == "auto":
-            self._floor = _LADDER.index(mode)
-        self.mode = mode
+            self._floor = max(self._floor, _LADDER.index(mode))
+        self._local.mode = mode
+        queued: float = self._local.queued
         text = _content(answer)
         if text is None:
             raise ModelError(
                 f"{self.url}: the answer has no message text ({_snippet(answer)}); "
                 "is this an OpenAI-compatible chat completions endpoint?"
             )
+        if self._stop_here and prompt.stop:
+            text = _cut(text, prompt.stop)
         if mode == "json_schema" and form is not None:
             text = form.rewrite(text)
         usage = answer.get("usage")
@@ -169,8 +205,9 @@ class OpenAIServerModel(VisionModel):
             resized=resized,
             timings={
                 "encode": encode_s,
-                "request": time.perf_counter() - t0 - waited,
+                "request": time.perf_counter() - t0 - waited - queued,
                 "backoff": waited,
+                "queue": queued,
             },
         )
 
@@ -188,7 +225,7 @@ class OpenAIServerModel(VisionModel):
             tries = [(mode, True) for mode in modes]
         for i, (mode, extras) in enumerate(tries):
             try:
-                answer, slept = self._post(self._body(urls, mode, prompt, form, extras))
+                answer, slept = self._post_stop(self._body(urls, mode, prompt, form, extras))
             except _Refused as exc:
                 if i < len(tries) - 1 and exc.status in _CONSTRAINT_REFUSED:
                     continue  # the server refused this constraint, or the extra parameters
@@ -197,6 +234,27 @@ class OpenAIServerModel(VisionModel):
                 self._extras = extras
             return answer, mode, slept
         raise AssertionError("no request was tried")  # pragma: no cover - modes is never empty
+
+    def _post_stop(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """``_post``, for a server that fails every request carrying ``stop`` strings
+        (``transformers serve`` 5.x answers 500 for a vision-language checkpoint: its stop
+        criteria ask the processor for a vocabulary). When a request with them fails with a
+        server error on every try and the same request without them succeeds, the server never
+        gets them again and the answer is cut at the first one here (``_cut``)."""
+        if "stop" not in body:
+            return self._post(body)
+        bare = {k: v for k, v in body.items() if k != "stop"}
+        if self._stop_here:
+            return self._post(bare)
+        try:
+            return self._post(body)
+        except _Failed as failed:
+            try:
+                answer, slept = self._post(bare)
+            except (ModelError, _Refused):
+                raise failed from None
+            self._stop_here = True
+            return answer, slept
 
     def _body(
         self,
@@ -253,15 +311,19 @@ class OpenAIServerModel(VisionModel):
 
     def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
         """POST with bounded retries; (the answer's JSON, seconds slept in backoff)."""
-        problem, hint, slept = "", "", 0.0
+        problem, hint, slept, status = "", "", 0.0, 0
         for attempt in range(self.retries + 1):
             delay = self.backoff * 2**attempt
             try:
-                resp = self._client.post(self.url, json=body)
+                with self._limit.slot() as queued:
+                    self._local.queued += queued
+                    resp = self._client.post(self.url, json=body)
             except httpx.TimeoutException as exc:
+                status = 0
                 problem = f"timed out after {self.timeout:g} s: {type(exc).__name__}"
                 hint = "is the server overloaded? raise timeout= or lower the pixel budget"
             except httpx.TransportError as exc:
+                status = 0
                 problem = f"cannot connect: {type(exc).__name__}: {exc}"
                 hint = "is the server running? see docs/serving.md, or fix the URL"
             else:
@@ -269,9 +331,11 @@ class OpenAIServerModel(VisionModel):
                     answer = _json(resp)
                     if answer is not None:
                         return answer, slept
+                    status = 0
                     problem = f"answered garbage, not a chat completion ({_snippet(resp.text)})"
                     hint = "is this an OpenAI-compatible /v1 endpoint? check the URL"
                 elif resp.status_code in _RETRY_STATUS:
+                    status = resp.status_code
                     problem = f"HTTP {resp.status_code} ({_detail(resp)})"
                     hint = "the server is failing or overloaded; see its log"
                     delay = max(delay, _retry_after(resp))
@@ -281,9 +345,10 @@ class OpenAIServerModel(VisionModel):
                 time.sleep(delay)
                 slept += delay
         tries = self.retries + 1
-        raise ModelError(
-            f"{self.url}: {problem} ({tries} tr{'y' if tries == 1 else 'ies'}); {hint}"
-        )
+        message = f"{self.url}: {problem} ({tries} tr{'y' if tries == 1 else 'ies'}); {hint}"
+        if status:
+            raise _Failed(message, status)
+        raise ModelError(message)
 
     def _served_model(self) -> str:
         """The one model the server lists; ModelError naming them when it is not one."""
@@ -326,16 +391,19 @@ class OpenAIServerModel(VisionModel):
         images = prompt.images
         if not images:
             return [], None, 0.0
+        cache: dict[int, tuple[Image.Image, str, tuple[int, int]]] = getattr(
+            self._local, "images", {}
+        )
         seen: dict[int, tuple[Image.Image, str, tuple[int, int]]] = {}
         t0 = time.perf_counter()
         spent = False
         for image in images:
-            hit = self._images.get(id(image))
+            hit = cache.get(id(image))
             if hit is None or hit[0] is not image:
                 hit = (image, *self._encode(image))
                 spent = True
             seen[id(image)] = hit
-        self._images = seen  # only what this prompt shows stays cached
+        self._local.images = seen  # only what this prompt shows stays cached
         seconds = time.perf_counter() - t0 if spent else 0.0
         return [seen[id(im)][1] for im in images], seen[id(images[-1])][2], seconds
 
@@ -355,7 +423,7 @@ class OpenAIServerModel(VisionModel):
 
     def close(self) -> None:
         self._client.close()
-        self._images = {}
+        self._local = threading.local()
 
 
 def from_reference(ref: str, **options: Any) -> OpenAIServerModel:
@@ -373,7 +441,31 @@ def from_reference(ref: str, **options: Any) -> OpenAIServerModel:
     return OpenAIServerModel(url, model.strip(), **options)
 
 
+def _max_in_flight(value: int | None) -> int:
+    """The bound given, else ``$PIXELPILOT_MAX_IN_FLIGHT``, else the default; ConfigError
+    when it is not a positive whole number."""
+    raw: object = value if value is not None else os.environ.get("PIXELPILOT_MAX_IN_FLIGHT")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_IN_FLIGHT
+    try:
+        n = int(str(raw))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(
+            f"max_in_flight (or $PIXELPILOT_MAX_IN_FLIGHT) must be a whole number >= 1, "
+            f"not {raw!r}"
+        )
+    return n
+
+
 # -- pure helpers ------------------------------------------------------------------------------
+def _cut(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first of the ``stop`` strings, as a server cuts it (without it)."""
+    ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(ends)] if ends else text
+
+
 def _normalize_url(base_url: str) -> str:
     url = base_url.strip().rstrip("/")
     parsed = httpx.URL(url)

@@ -55,7 +55,8 @@ TEXTS = ("a", 'Zoë — 東京 ✓ said "hi" & it\'s [C:\\tmp]; 100% {ok}')
 SCREENS = {"desktop": (1920, 1080), "mobile": (1080, 2400), "robot": (640, 480)}
 KINDS = {"desktop": DESKTOP_KINDS, "mobile": MOBILE_KINDS, "robot": ROBOT_KINDS}
 SLOW_S = 0.5
-"""A parse slower than this on the adversarial set is reported (linear parsers take ~ms)."""
+"""A parse slower than this on the adversarial set (the fastest of three timings) is reported
+(linear parsers take ~ms)."""
 
 
 @dataclass
@@ -365,14 +366,9 @@ def _check_adversarial(dialect: Dialect, ctxs: dict[str, StepContext], report: C
     for ctx in ctxs.values():
         before = NET[dialect.name]
         for text in adversarial(dialect, ctx):
-            t0 = time.perf_counter()
-            try:
-                dialect.parse(text, ctx)
-            except ParseError:
-                pass
-            except Exception as err:  # noqa: BLE001 - reported
-                report.problems.append(f"parse raised {type(err).__name__} on {text[:40]!r}")
-            spent = time.perf_counter() - t0
+            spent = _timed_parse(dialect, text, ctx, report)
+            if spent > SLOW_S:  # timed again alone: one slow timing may be the machine's
+                spent = min(spent, *(_timed_parse(dialect, text, ctx, None) for _ in range(2)))
             if spent > SLOW_S:
                 report.problems.append(
                     f"parse took {spent:.2f} s on {len(text)} chars {text[:30]!r}"
@@ -383,6 +379,21 @@ def _check_adversarial(dialect: Dialect, ctxs: dict[str, StepContext], report: C
                 f"{ctx.device_kind}: the parse net caught {NET[dialect.name] - before} "
                 "unexpected exceptions"
             )
+
+
+def _timed_parse(
+    dialect: Dialect, text: str, ctx: StepContext, report: CheckReport | None
+) -> float:
+    """Seconds one parse of ``text`` took; an exception other than ParseError is a problem."""
+    t0 = time.perf_counter()
+    try:
+        dialect.parse(text, ctx)
+    except ParseError:
+        pass
+    except Exception as err:  # noqa: BLE001 - reported
+        if report is not None:
+            report.problems.append(f"parse raised {type(err).__name__} on {text[:40]!r}")
+    return time.perf_counter() - t0
 
 
 class _Admission:
