@@ -130,7 +130,7 @@ def _follow(c: GrammarConstraint, tok: Any, text: str) -> tuple[int, int]:
     vocab = {i: c.tokenizer.decode_bytes([i]) for i in range(len(tok))}
     done = b""
     n = forced_n = 0
-    while not c.done:
+    while not c.done and done != target:  # a grammar may admit more after the call
         forced = c.forced()
         if forced:
             for t in forced:
@@ -151,7 +151,7 @@ def _follow(c: GrammarConstraint, tok: Any, text: str) -> tuple[int, int]:
         c.advance(int(best))
         done += vocab[int(best)]
         n += 1
-    assert tok.decode(c.tokens) == text, (tok.decode(c.tokens), text)
+    assert tok.decode(c.tokens) == text and c.accepting, (tok.decode(c.tokens), text)
     return n, forced_n
 
 

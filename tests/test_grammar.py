@@ -487,7 +487,7 @@ def test_mask_at_model_vocab_keeps_extra_rows_and_stops_shut(qwen_tok: Any) -> N
     assert stops[:2] == [151645, 151643]
     rng = np.random.default_rng(4)
     steps = 0
-    while not c.done:
+    while not c.accepting:
         logits = torch.randn(QWEN_VOCAB_SIZE)
         before = logits.clone()
         c.mask_logits(logits)
@@ -503,7 +503,10 @@ def test_mask_at_model_vocab_keeps_extra_rows_and_stops_shut(qwen_tok: Any) -> N
     assert steps >= 3
     logits = torch.zeros(QWEN_VOCAB_SIZE, dtype=torch.bfloat16)
     c.mask_logits(logits)
-    assert torch.nonzero(torch.isfinite(logits)).flatten().tolist() == sorted(stops)
+    allowed_ids = torch.nonzero(torch.isfinite(logits)).flatten().tolist()
+    # the call is complete: every stop, or the newline that starts the trained "\n✿RESULT✿"
+    assert set(stops) <= set(allowed_ids)
+    assert all(qwen_tok.decode([i]).startswith("\n") for i in set(allowed_ids) - set(stops))
     assert c.allows(151645) and not c.allows(0)
     c.advance(151645)
     assert c.done and c.tokens[-1] == 151645

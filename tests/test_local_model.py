@@ -165,10 +165,13 @@ def test_forced_tokens_in_one_pass_give_identical_outputs_and_save_passes(qwen_m
     assert batch.token_ids == step.token_ids == off.token_ids
     assert batch.forced_tokens == step.forced_tokens > 5  # "✿FUNCTION✿: ", JSON keys...
     assert batch.sampled_tokens == step.sampled_tokens < off.sampled_tokens
-    assert off.forced_tokens == 0 and off.sampled_tokens == len(off.token_ids)
-    # token by token, every token but the last few (not fed: the answer is complete) costs a
+    # a stop token, sampled once the call is complete, is no answer token (qwen2vl's grammar
+    # admits the trained "\n✿RESULT✿" or a second call after the first, so it asks)
+    assert off.forced_tokens == 0
+    assert len(off.token_ids) <= off.sampled_tokens <= len(off.token_ids) + 1
+    # token by token, every token but the last few (not fed where the grammar is done) costs a
     # pass; batched, a run of forced tokens rides along with the token before it
-    assert len(step.token_ids) - 3 <= step.forward_passes < len(step.token_ids)
+    assert len(step.token_ids) - 3 <= step.forward_passes <= len(step.token_ids)
     assert batch.forward_passes <= batch.sampled_tokens < step.forward_passes
 
 

@@ -9,7 +9,8 @@ inputs and says exactly what is wrong. It checks that
   where it offers any) parses back to the same action (round trip);
 - the grammar compiles, and, given a real tokenizer, admits each of those answers token by
   token, and every record of ``corpus`` (official outputs: ``{"raw", "device", "screen",
-  "expected"}``), which must also parse to its expected action;
+  "expected"}``; ``"continuation": true`` for an answer that continues an assistant turn,
+  checked against that step's grammar), which must also parse to its expected action;
 - parsing is total and fast on a built-in set of adversarial answers: an Action or a
   ParseError, nothing else, and the parse net (``base.NET``) never fires.
 """
@@ -297,7 +298,10 @@ def _check_record(
     elif isinstance(got, ParseError):
         report.problems.append(f"corpus {rid}: {got}")
         return
-    grammar = dialect.grammar(ctx)
+    if record.get("continuation") and isinstance(dialect, TableDialect):
+        grammar: str | None = dialect.grammar(ctx, continuation=True)
+    else:
+        grammar = dialect.grammar(ctx)
     if matcher is not None and grammar is not None and not matcher.admits(grammar, record["raw"]):
         report.problems.append(f"corpus {rid}: the grammar refuses {record['raw']!r}")
         return

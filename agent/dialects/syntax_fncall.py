@@ -22,13 +22,20 @@ from pixelpilot.agent.errors import ParseError
 from pixelpilot.vlm.base import JsonForm
 
 __all__ = [
-    "FN_ARGS", "FN_EXIT", "FN_NAME", "FN_RESULT", "STOP_WORDS", "FnCallSyntax", "parameters",
+    "EXTRA_CALLS", "FN_ARGS", "FN_EXIT", "FN_NAME", "FN_RESULT", "STOP_WORDS", "THOUGHT_CHUNK",
+    "FnCallSyntax", "parameters",
     "split_answer",
 ]  # fmt: skip
 
 FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT = "✿FUNCTION✿", "✿ARGS✿", "✿RESULT✿", "✿RETURN✿"
 STOP_WORDS = (FN_RESULT, FN_EXIT)
 """Qwen-Agent's FN_STOP_WORDS: generation is cut where the model starts a result."""
+THOUGHT_CHUNK = 16
+"""Most tokens of one lexeme of a thought (a line, or a part of a long one): a thought of
+``thought_tokens`` holds up to ``thought_tokens / THOUGHT_CHUNK`` lines."""
+EXTRA_CALLS = 1
+"""Most calls the grammar admits after the first (Qwen-Agent renders parallel calls one after
+the other; with parallel calls off, as here, it keeps the first)."""
 
 
 def split_answer(text: str) -> tuple[str, str, str] | None:
@@ -122,21 +129,34 @@ class FnCallSyntax(Syntax):
     def grammar(self, spec: GrammarSpec) -> str:
         """``✿FUNCTION✿: name\\n✿ARGS✿: {json}`` for each offered verb, after an optional
         thought (any text but ``✿`` and ``<``, ending with a newline); a continued turn starts
-        with ``: `` and a (maybe empty) thought."""
+        with ``: `` and a (maybe empty) thought. Up to ``extra_calls`` more calls may follow
+        (``\\n✿FUNCTION✿: ...``, as Qwen-Agent renders several; only the first is read), then
+        the ``\\n`` and ``✿RESULT✿`` the trained turn goes on with (a stop word).
+
+        The thought is a run of chunks, each one line or the part of a line that fits in
+        ``THOUGHT_CHUNK`` tokens (``thought_tokens`` in all). One greedy lexeme ``[^✿<]*\\n``
+        would not do: ``✿`` is three bytes whose first also starts ``—``, ``“``, ``✓`` ..., so
+        the lexeme would take that byte after a newline and die on the next, and no call could
+        follow a thought before its budget ran out. A chunk never holds a newline but at its
+        end, so the marker always starts a lexeme of its own, and it survives the budget."""
         rules, names = [], []
         for i, verb in enumerate(spec.verbs):
             names.append(f"f{i}")
             head = lark_str(f"{verb.name}\n{FN_ARGS}: ")
             rules.append(f"f{i}: {head} {lark_json(self.arguments(verb, spec))}")
         fn = lark_str(FN_NAME + ": ")
-        start = (
-            f'start: ": " thought {fn} call' if spec.continuation else f"start: thought? {fn} call"
-        )
+        extra = EXTRA_CALLS if spec.extra_calls is None else spec.extra_calls
+        more = f' ("\\n" {fn} call){{0,{extra}}}' if extra else ""
+        tail = f' ("\\n" {lark_str(FN_RESULT)}?)?'
+        size = min(THOUGHT_CHUNK, spec.thought_tokens)
+        chunks = max(1, -(-spec.thought_tokens // size))
+        thought = f"chunk{{1,{chunks}}}" if spec.continuation else f"chunk{{0,{chunks}}}"
+        start = f'": " {thought}' if spec.continuation else thought
         return "\n".join(
             [
-                start,
-                f"thought[max_tokens={spec.thought_tokens}]: THOUGHT",
-                r"THOUGHT: /[^\x{273f}<]*\n/",
+                f"start: {start} {fn} call{more}{tail}",
+                f"chunk[max_tokens={size}]: CHUNK",
+                r"CHUNK: /[^\x{273f}<\n]*\n/",
                 "call: " + " | ".join(names),
                 *rules,
             ]
