@@ -192,8 +192,9 @@ class DesktopDevice(Device):
     monitor, 0 all of them), ``region`` ((x, y, w, h) of the monitor: observe and act only
     there), ``window`` (a window spec: observe and act only in that window's client area,
     followed when it moves; it is found when the device opens, waiting up to
-    ``window_timeout`` s for it to appear, then raised and focused), ``settle_timeout``/``settle_interval`` (how long and how often
-    observe polls for two identical grabs), ``change_timeout`` (after an action, how long observe
+    ``window_timeout`` s for it to appear, then raised and focused), ``settle_timeout``/``settle_interval``/``settle_quiet`` (how long and
+    how often observe polls, and how long the frame must stay the same: longer than one frame of
+    a 60 Hz animation, 16.7 ms, or two grabs between its frames pass as settled), ``change_timeout`` (after an action, how long observe
     first waits for the screen to differ from the frame before it: an app draws a moment after
     input arrives, and two identical grabs of the OLD frame would otherwise pass as settled),
     ``drag_steps`` (pointer moves between press and release).
@@ -209,6 +210,7 @@ class DesktopDevice(Device):
         monitor: int = 1,
         settle_timeout: float = 1.5,
         settle_interval: float = 0.01,
+        settle_quiet: float = 0.025,
         change_timeout: float = 0.2,
         drag_steps: int = 10,
         name: str = "desktop",
@@ -229,6 +231,7 @@ class DesktopDevice(Device):
         self._window_id: int | None = None
         self._window_title = ""
         self.settle_timeout, self.settle_interval = settle_timeout, settle_interval
+        self.settle_quiet = settle_quiet
         self.change_timeout = change_timeout
         self._acted = False
         """An action ran since the last observe: it may still be drawing over ``_last``."""
@@ -346,8 +349,9 @@ class DesktopDevice(Device):
         self, before: bytes | None, change_timeout: float
     ) -> tuple[Any, int, bool | None, bool]:
         """Grab until the frame differs from ``before`` (if given; at most ``change_timeout``),
-        then until two grabs ``settle_interval`` apart are identical (at most
-        ``settle_timeout``). Returns (last grab, grabs taken, changed, settled)."""
+        then until the frame has stayed the same for ``settle_quiet`` s, grabbing every
+        ``settle_interval`` s (at most ``settle_timeout``). Returns (last grab, grabs taken,
+        changed, settled)."""
         shot, grabs, changed = self._grab(), 1, None
         if before is not None:
             changed = shot.raw != before
@@ -356,14 +360,16 @@ class DesktopDevice(Device):
                 time.sleep(self.settle_interval)
                 shot, grabs = self._grab(), grabs + 1
                 changed = shot.raw != before
-        deadline = time.monotonic() + self.settle_timeout
+        deadline = since = time.monotonic()  # since: when the frame in ``shot`` was first seen
+        deadline += self.settle_timeout
         while time.monotonic() < deadline:
             time.sleep(self.settle_interval)
             nxt = self._grab()
             grabs += 1
-            if nxt.raw == shot.raw:
+            if nxt.raw != shot.raw:
+                shot, since = nxt, time.monotonic()
+            elif time.monotonic() - since >= self.settle_quiet:
                 return nxt, grabs, changed, True
-            shot = nxt
         return shot, grabs, changed, False
 
     def _grab(self) -> Any:
