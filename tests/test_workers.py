@@ -49,7 +49,9 @@ def test_two_workers_run_the_same_episodes_as_one_process(miniwob, tmp_path):
     assert [r.job_id for r in results] == [j.id for j in jobs]  # job order, whatever finished first
     assert sorted(r.job_id for r in seen) == sorted(j.id for j in jobs)  # each reported once
     assert all(r.status == "ok" and not r.retried and r.attempt == 0 for r in results), results
-    assert {r.worker for r in results} == {0, 1}
+    # which worker ran what depends on which started first (on a quiet machine one worker may
+    # finish all four short episodes before the other is up); the results may not depend on it
+    assert {r.worker for r in results} <= {0, 1}
     two = episode_results(results, jobs, out)
     assert [_episode(r) for r in two] == [_episode(r) for r in one]
     assert all(r.success for r in two)
