@@ -36,6 +36,7 @@ from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext, Turn
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry
 from pixelpilot.vlm.constrained import STOP_TOKENS, GrammarConstraint
+from pixelpilot.vlm.inputs import chat_text
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE
 
 CORPUS = Path(__file__).parent / "data" / "official"
@@ -195,18 +196,8 @@ def render(processor: Any, messages: oracle.Messages, continue_final: bool = Fal
 
 
 def render_prompt(processor: Any, prompt: Any) -> str:
-    """A dialect's Prompt rendered as the local backend renders it."""
-    messages = [
-        {
-            "role": m.role,
-            "content": [
-                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
-                for p in m.content
-            ],
-        }
-        for m in prompt.messages
-    ]
-    return render(processor, messages, getattr(prompt, "continue_final", False))
+    """A dialect's Prompt rendered as the local backend renders it (images as placeholders)."""
+    return chat_text(processor, prompt)
 
 
 @pytest.mark.parametrize(("family", "device", "steps"), CASES)

@@ -41,6 +41,7 @@ from pixelpilot.agent.dialects.check import check_dialect
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, to_screen
 from pixelpilot.vlm.base import Sampling
 from pixelpilot.vlm.constrained import STOP_TOKENS, GrammarConstraint
+from pixelpilot.vlm.inputs import chat_text
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE
 
 FAMILY = "qwen25vl"
@@ -316,24 +317,7 @@ def dialect_prompt(
 
 def render_prompt(processor: Any, prompt: Any) -> str:
     """A dialect's Prompt rendered as the local backend renders it (images as placeholders)."""
-    messages = [
-        {
-            "role": m.role,
-            "content": [
-                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
-                for p in m.content
-            ],
-        }
-        for m in prompt.messages
-    ]
-    return str(
-        processor.apply_chat_template(
-            messages,
-            tokenize=False,
-            add_generation_prompt=not prompt.continue_final,
-            continue_final_message=prompt.continue_final,
-        )
-    )
+    return chat_text(processor, prompt)
 
 
 def official_rendering(processor: Any, device: str, steps: int) -> str:

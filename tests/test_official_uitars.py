@@ -29,6 +29,7 @@ from pixelpilot.agent.dialects import get_dialect
 from pixelpilot.agent.dialects.base import StepContext, Turn
 from pixelpilot.agent.geometry import HUB_PIXELS, ScreenGeometry, to_screen
 from pixelpilot.vlm.constrained import GrammarConstraint
+from pixelpilot.vlm.inputs import chat_text
 from pixelpilot.vlm.tiny import QWEN_VOCAB_SIZE
 
 CORPUS = Path(__file__).parent / "data" / "official"
@@ -256,19 +257,9 @@ def render(processor: Any, messages: oracle.Messages) -> str:
 
 
 def render_prompt(processor: Any, prompt: Any) -> str:
-    """A dialect's Prompt rendered as the local backend renders it."""
+    """A dialect's Prompt rendered as the local backend renders it (images as placeholders)."""
     assert not prompt.continue_final
-    messages = [
-        {
-            "role": m.role,
-            "content": [
-                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
-                for p in m.content
-            ],
-        }
-        for m in prompt.messages
-    ]
-    return render(processor, messages)
+    return chat_text(processor, prompt)
 
 
 CASES = [(f, d, n) for f in FAMILIES for d in ("desktop", "mobile") for n in STEPS]
