@@ -241,9 +241,40 @@ class MiniWoBEnv:
         ox, oy = self.page_origin(probe)
         return ox, oy, *TASK_SIZE
 
+    def element_boxes(self) -> dict[str, list[int]]:
+        """The task area's visible elements a person acts on (buttons, fields, links, labels,
+        clickable shapes), ``{name: [x, y, w, h]}`` in screen pixels: noted on each observation
+        (``Device.boxes``) so a trajectory can be scored offline by "the point is inside the
+        element" and a model can be trained on where the target is. One script call."""
+        if self._origin is None:
+            self.page_origin()
+        assert self._origin is not None
+        ox, oy = self._origin
+        got = self.driver.execute_script(_BOXES_JS)
+        return {str(name): [int(ox + x), int(oy + y), int(w), int(h)] for name, x, y, w, h in got}
+
     def to_screen(self, x: float, y: float) -> tuple[int, int]:
         """Screen pixel of page CSS point (x, y) (device scale factor 1)."""
         if self._origin is None:
             self.page_origin()
         assert self._origin is not None
         return int(self._origin[0] + x), int(self._origin[1] + y)
+
+
+_BOXES_JS = """
+var out = [], seen = {}, area = document.getElementById('wrap') || document.body;
+var sel = 'button, input, textarea, select, a, label, [onclick], svg *, canvas, '
+        + '.ui-widget-content, [tabindex], span, td';
+[].slice.call(area.querySelectorAll(sel)).forEach(function (e, i) {
+  var r = e.getBoundingClientRect();
+  if (r.width < 1 || r.height < 1 || r.left >= 160 || r.top >= 210) return;
+  var s = window.getComputedStyle(e);
+  if (s.visibility === 'hidden' || s.display === 'none') return;
+  var text = (e.value || e.textContent || e.getAttribute('id') || '').trim().slice(0, 24);
+  var name = e.tagName.toLowerCase() + ':' + text + '#' + i;
+  if (seen[name]) return;
+  seen[name] = 1;
+  out.push([name, r.left, r.top, r.width, r.height]);
+});
+return out;
+"""

@@ -85,6 +85,7 @@ class MiniWoBSlot(Slot):
         if cfg.direct:
             return
         self.device = DesktopDevice(display=self.vd.display, **_view(cfg.observe, self.env))
+        self.device.boxes = self.env.element_boxes
         self.device.open()
         if self.factory.model == ORACLE:
             from pixelpilot.envs.dom_oracle import DomOracle
