@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,16 +140,17 @@ def train(
             f"no training examples in {stats.trajectories} runs/exports ({stats.steps} steps; "
             f"left out: {left}); --all takes runs that did not succeed"
         )
-    trainer = _trainer(
-        base, out, processor, rows, extra_loss, output_hidden_states, output_attentions, device,
-        progress, dict(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
-                       grad_accum=grad_accum, lora=lora, lora_rank=lora_rank, seed=seed,
-                       save_steps=save_steps, log_steps=log_steps),
-    )  # fmt: skip
+    hyper = dict(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
+                 grad_accum=grad_accum, lora=lora, lora_rank=lora_rank, seed=seed,
+                 save_steps=save_steps, log_steps=log_steps)  # fmt: skip
     start = _last_step(out) if resume else 0
-    t_train = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=True if resume else None)
-    train_s = time.perf_counter() - t_train
+    with warnings.catch_warnings():  # transformers 5.24 renaming what TRL 1.16 still sets
+        warnings.filterwarnings("ignore", ".*gradient_checkpointing.* is deprecated", FutureWarning)
+        trainer = _trainer(base, out, processor, rows, extra_loss, output_hidden_states,
+                           output_attentions, device, progress, hyper)  # fmt: skip
+        t_train = time.perf_counter()
+        output = trainer.train(resume_from_checkpoint=True if resume else None)
+        train_s = time.perf_counter() - t_train
     state = trainer.state
     _save(trainer, processor, out, lora)
     losses = [h["loss"] for h in state.log_history if "loss" in h]
@@ -188,7 +190,9 @@ def _check_options(lr: float, epochs: float, max_steps: int | None, *ints: int) 
     if max_steps is not None and max_steps < 1:
         raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
     if any(i < 1 for i in ints):
-        raise ConfigError("batch size, gradient accumulation, LoRA rank, save and log steps must be >= 1")
+        raise ConfigError(
+            "batch size, gradient accumulation, LoRA rank, save and log steps must be >= 1"
+        )
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -235,9 +239,10 @@ def _trainer(
 ) -> Any:
     import torch
     from datasets import Dataset
+    from transformers.trainer_callback import ProgressCallback
     from trl import SFTConfig
 
-    from pixelpilot.agent.train_loop import PixelPilotTrainer, ProgressLines
+    from pixelpilot.agent.train_loop import BarOnly, PixelPilotTrainer, ProgressLines
     from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -286,6 +291,8 @@ def _trainer(
         output_hidden_states=hidden,
         output_attentions=attentions,
     )
+    if progress is not None and trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly)
     trainer.pixelpilot_hyper = {**hp, "device": dev.type, "dtype": str(dtype).removeprefix("torch."),
                                 "examples_per_step": hp["batch_size"] * hp["grad_accum"]}  # fmt: skip
     return trainer

@@ -53,8 +53,13 @@ class Features:
             "input_ids": self.input_ids,
             "labels": self.labels,
             "extra": json.dumps(
-                {"prompt_tokens": self.prompt_tokens, "grids": self.grids, "spans": self.spans,
-                 "shots": self.shots, "meta": self.meta}  # fmt: skip
+                {
+                    "prompt_tokens": self.prompt_tokens,
+                    "grids": self.grids,
+                    "spans": self.spans,
+                    "shots": self.shots,
+                    "meta": self.meta,
+                }  # fmt: skip
             ),
         }
 
@@ -154,4 +159,6 @@ def _load(path: str) -> Any:
         with Image.open(Path(path)) as im:
             return im.convert("RGB")
     except OSError:
-        raise UserError(f"cannot read the screenshot {path}: was it moved since training began?") from None
+        raise UserError(
+            f"cannot read the screenshot {path}: was it moved since training began?"
+        ) from None

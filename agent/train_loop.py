@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 from trl import SFTTrainer
 
 if TYPE_CHECKING:
@@ -95,14 +96,24 @@ class ProgressLines(TrainerCallback):  # type: ignore[misc]
         done = max(1, state.global_step - self._step)
         s_per_step = (now - self._t) / done
         self._t, self._step = now, state.global_step
-        self.show(
-            step=state.global_step,
-            total=state.max_steps,
-            loss=_num(logs.get("loss")),
-            lr=_num(logs.get("learning_rate")),
-            s_per_step=s_per_step,
-            epoch=_num(logs.get("epoch")),
-        )
+        from tqdm.auto import tqdm
+
+        with tqdm.external_write_mode():  # the line above the progress bar, not through it
+            self.show(
+                step=state.global_step,
+                total=state.max_steps,
+                loss=_num(logs.get("loss")),
+                lr=_num(logs.get("learning_rate")),
+                s_per_step=s_per_step,
+                epoch=_num(logs.get("epoch")),
+            )
+
+
+class BarOnly(ProgressCallback):  # type: ignore[misc]
+    """The Trainer's progress bar without its dict of logs under it (ProgressLines shows them)."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        return None
 
 
 def _num(v: Any) -> float | None:

@@ -35,7 +35,7 @@ LOOP = {"agent.loop", "agent.trajectory", "agent.trajectory_compat", "agent.view
         "agent.train_data", "agent.train_batch", "agent.train", "agent.train_loop"}  # fmt: skip
 COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj",
                "agent.cli_scenario", "agent.cli_bench", "agent.cli_batch", "agent.cli_common",
-               "agent.cli_control", "agent.cli_prompt"}  # fmt: skip
+               "agent.cli_control", "agent.cli_prompt", "agent.cli_train"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:
