@@ -6,7 +6,6 @@ The model reference is resolved by the registry (``tiny``, a short name whose we
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from pixelpilot.agent.geometry import PixelBudget
 
 
 def train_cmd(
+    ctx: typer.Context,
     data: Annotated[
         list[Path],
         typer.Argument(
@@ -123,7 +123,7 @@ def train_cmd(
         only_success=not all_runs,
         drop_retried=not keep_retried,
         progress=line,
-        command=["pixelpilot", *sys.argv[1:]],
+        command=_command_line(ctx),
     )
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())) or "none"
     loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "-"
@@ -136,3 +136,19 @@ def train_cmd(
     out.print(
         f"model: {escape(result.out)}  (pixelpilot run --model {escape(result.out)}#{dialect_})"
     )
+
+
+def _command_line(ctx: typer.Context) -> list[str]:
+    """This command as a command line: its arguments, then each option not at its default."""
+    words = ["pixelpilot", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            words += [str(v) for v in value or ()]
+        elif value != param.default:
+            if getattr(param, "is_flag", False):
+                names = param.opts if value else param.secondary_opts
+                words += names[:1] or [f"--{param.name}"]
+            else:
+                words += [param.opts[0], str(value)]
+    return words

@@ -242,7 +242,12 @@ def _trainer(
     from transformers.trainer_callback import ProgressCallback
     from trl import SFTConfig
 
-    from pixelpilot.agent.train_loop import BarOnly, PixelPilotTrainer, ProgressLines
+    from pixelpilot.agent.train_loop import (
+        BarOnly,
+        PixelPilotTrainer,
+        ProgressLines,
+        ResumedSchedule,
+    )
     from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -279,6 +284,7 @@ def _trainer(
         dataloader_pin_memory=cuda,
         save_only_model=False,
     )
+    lines = [ProgressLines(lambda **kw: progress(TrainLog(**kw)))] if progress else []
     trainer = PixelPilotTrainer(
         model=model,
         args=args,
@@ -286,7 +292,7 @@ def _trainer(
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=[ProgressLines(lambda **kw: progress(TrainLog(**kw)))] if progress else None,
+        callbacks=[ResumedSchedule(), *lines],
         extra_loss=extra_loss,
         output_hidden_states=hidden,
         output_attentions=attentions,

@@ -109,6 +109,28 @@ class ProgressLines(TrainerCallback):  # type: ignore[misc]
             )
 
 
+class ResumedSchedule(TrainerCallback):  # type: ignore[misc]
+    """On resume, the learning rate of THIS run's schedule at the step it resumes from.
+
+    A checkpoint's optimizer state holds the learning rate its own schedule had reached: resumed
+    with a larger ``max_steps`` (training extended), the next step would run at the end of the
+    old schedule (0 after a linear decay). The schedule's function is this run's; its position
+    and base rates come from the checkpoint."""
+
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, optimizer: Any = None,
+        lr_scheduler: Any = None, **kw: Any,
+    ) -> None:  # fmt: skip
+        lambdas = getattr(lr_scheduler, "lr_lambdas", None)
+        if state.global_step == 0 or optimizer is None or lambdas is None:
+            return
+        now = lr_scheduler.last_epoch
+        lrs = [base * f(now) for base, f in zip(lr_scheduler.base_lrs, lambdas, strict=True)]
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        lr_scheduler._last_lr = lrs
+
+
 class BarOnly(ProgressCallback):  # type: ignore[misc]
     """The Trainer's progress bar without its dict of logs under it (ProgressLines shows them)."""
 
