@@ -116,6 +116,7 @@ def train(
     out = Path(out)
     _check_options(lr, epochs, max_steps, batch_size, grad_accum, lora_rank, save_steps, log_steps)
     _check_out(out, resume)
+    _require("trl", *(["peft"] if lora else []))
     chosen = get_dialect(dialect) if dialect else None  # an unknown name fails here
     runs, exports = find_data(data)
     from pixelpilot.vlm.checkpoint import load_processor, saved_pixels
@@ -128,7 +129,7 @@ def train(
     walk = examples(runs, chosen, budget, stats, only_success=only_success,
                     drop_retried=drop_retried)  # fmt: skip
     rows, dialects = [], set()
-    for ex in _chain(walk, exports, stats):
+    for ex in _chain(walk, exports, stats, budget):
         if chosen is not None and ex.meta.get("dialect") not in (None, chosen.name):
             stats.skip("exported in another dialect")
             continue
@@ -176,10 +177,10 @@ def train(
     return result
 
 
-def _chain(walk: Any, exports: list[Path], stats: DataStats) -> Any:
+def _chain(walk: Any, exports: list[Path], stats: DataStats, pixels: PixelBudget) -> Any:
     yield from walk
     for d in exports:
-        yield from export_examples(d, stats)
+        yield from export_examples(d, stats, pixels)
 
 
 def _check_options(lr: float, epochs: float, max_steps: int | None, *ints: int) -> None:
@@ -192,6 +193,17 @@ def _check_options(lr: float, epochs: float, max_steps: int | None, *ints: int) 
     if any(i < 1 for i in ints):
         raise ConfigError(
             "batch size, gradient accumulation, LoRA rank, save and log steps must be >= 1"
+        )
+
+
+def _require(*packages: str) -> None:
+    """ConfigError naming the extra to install when a training package is missing."""
+    import importlib.util
+
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ConfigError(
+            f"pixelpilot train needs {', '.join(missing)}: pip install 'pixelpilot[train]'"
         )
 
 

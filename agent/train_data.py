@@ -242,10 +242,13 @@ def _flat(m: Message) -> str:
     return "".join(p["text"] if p["type"] == "text" else "\0" for p in m.content)
 
 
-def export_examples(directory: str | os.PathLike[str], stats: DataStats) -> Iterator[Example]:
+def export_examples(
+    directory: str | os.PathLike[str], stats: DataStats, pixels: PixelBudget | None = None
+) -> Iterator[Example]:
     """The rows of a ``pixelpilot export`` directory as Examples: each row's messages but the
     last as the prompt (``<image>`` tags -> its images, in order), the last (the assistant's)
-    as target and answer. A row that is not such a conversation is a UserError."""
+    as target and answer. A row that is not such a conversation is a UserError. With
+    ``pixels``, a row whose points are resized pixels of another budget is left out."""
     root = Path(directory)
     data = root / EXPORT_FILE
     stats.trajectories += 1
@@ -269,7 +272,22 @@ def export_examples(directory: str | os.PathLike[str], stats: DataStats) -> Iter
                 raise UserError(f"{where}: more images than {IMAGE_TAG} tags")
             target = str(messages[-1]["content"])
             meta = dict(row.get("pixelpilot") or {})
+            if pixels is not None and not _same_budget(meta, pixels):
+                stats.skip("exported for another pixel budget")
+                continue
             yield Example(prompt, target, target, {**meta, "export": str(root)}, tuple(files))
+
+
+def _same_budget(meta: dict[str, Any], pixels: PixelBudget) -> bool:
+    """Whether a row's answer holds for screens resized with ``pixels``: always for dialects
+    whose points do not depend on the resized size (norm1000, ...)."""
+    try:
+        space = get_dialect(str(meta["dialect"])).space
+        w, h = meta["screen"]
+        resized = tuple(meta["resized"])
+    except (KeyError, TypeError, ValueError, UserError):
+        return True  # a row that does not say: taken as it is
+    return space != "resized_px" or pixels.resize(int(w), int(h)) == resized
 
 
 def _image(path: Path, cache: dict[Path, Image.Image], where: str) -> Image.Image:

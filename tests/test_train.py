@@ -124,6 +124,11 @@ def test_exported_data_is_read_back_as_the_same_examples(tiny_small: Path, tmp_p
     assert first[0].input_ids == first[1].input_ids  # no continued turn: identical
     for d, b in zip(direct[1:], back[1:], strict=True):
         assert b.answer == d.target and d.answer == ": \n" + d.target  # merged vs continued
+    # resized-pixel points hold only for the budget they were exported for
+    export_sft([V1], tmp_path / "q", dialect="qwen25vl", drop_retried=False)
+    other = DataStats()
+    assert list(export_examples(tmp_path / "q", other, BUDGET)) == []
+    assert other.skipped == {"exported for another pixel budget": 2}
 
 
 def test_train_resume_and_run_the_result(tiny_small: Path, tmp_path: Path, capsys: Any) -> None:
