@@ -68,6 +68,11 @@ def train_cmd(
     log_steps: Annotated[
         int, typer.Option(min=1, help="A progress line every this many steps.")
     ] = 10,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Processes preparing the screenshots of the next batches "
+                     "(default: 0 on a CPU, up to 8 beside a GPU)."),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Go on from the last checkpoint in --out.")
     ] = False,
@@ -119,6 +124,7 @@ def train_cmd(
         seed=seed,
         save_steps=save_steps,
         log_steps=log_steps,
+        workers=workers,
         resume=resume,
         only_success=not all_runs,
         drop_retried=not keep_retried,

@@ -93,6 +93,7 @@ def train(
     seed: int = 0,
     save_steps: int = 500,
     log_steps: int = 10,
+    workers: int | None = None,
     resume: bool = False,
     only_success: bool = True,
     drop_retried: bool = True,
@@ -111,10 +112,13 @@ def train(
     with the same one. ``max_steps`` overrides ``epochs``. ``only_success``: only runs that
     succeeded; ``drop_retried``: leave out steps whose first answer was rejected (their prompt
     was not the plain one). ``extra_loss`` is added to the LM loss (``ExtraLoss``).
-    ``progress`` gets a TrainLog every ``log_steps`` optimizer steps."""
+    ``progress`` gets a TrainLog every ``log_steps`` optimizer steps. ``workers``: processes
+    that load and patch the screenshots of the next batches (default: none on a CPU, up to 8
+    beside a GPU, which would otherwise wait for them)."""
     t0 = time.perf_counter()
     out = Path(out)
-    _check_options(lr, epochs, max_steps, batch_size, grad_accum, lora_rank, save_steps, log_steps)
+    _check_options(lr, epochs, max_steps, workers or 0, batch_size, grad_accum, lora_rank,
+                   save_steps, log_steps)  # fmt: skip
     _check_out(out, resume)
     _require("trl", *(["peft"] if lora else []))
     chosen = get_dialect(dialect) if dialect else None  # an unknown name fails here
@@ -143,7 +147,7 @@ def train(
         )
     hyper = dict(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
                  grad_accum=grad_accum, lora=lora, lora_rank=lora_rank, seed=seed,
-                 save_steps=save_steps, log_steps=log_steps)  # fmt: skip
+                 save_steps=save_steps, log_steps=log_steps, workers=workers)  # fmt: skip
     start = _last_step(out) if resume else 0
     with warnings.catch_warnings():  # transformers 5.24 renaming what TRL 1.16 still sets
         warnings.filterwarnings("ignore", ".*gradient_checkpointing.* is deprecated", FutureWarning)
@@ -183,16 +187,20 @@ def _chain(walk: Any, exports: list[Path], stats: DataStats, pixels: PixelBudget
         yield from export_examples(d, stats, pixels)
 
 
-def _check_options(lr: float, epochs: float, max_steps: int | None, *ints: int) -> None:
+def _check_options(
+    lr: float, epochs: float, max_steps: int | None, workers: int, *counts: int
+) -> None:
+    """ConfigError for a value no run can use; ``counts`` must all be >= 1."""
     if lr <= 0:
         raise ConfigError(f"the learning rate must be > 0, got {lr}")
     if max_steps is None and epochs <= 0:
         raise ConfigError(f"epochs must be > 0, got {epochs}")
     if max_steps is not None and max_steps < 1:
         raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
-    if any(i < 1 for i in ints):
+    if workers < 0 or any(i < 1 for i in counts):
         raise ConfigError(
-            "batch size, gradient accumulation, LoRA rank, save and log steps must be >= 1"
+            "batch size, gradient accumulation, LoRA rank, save and log steps must be >= 1, "
+            "workers >= 0"
         )
 
 
@@ -275,6 +283,8 @@ def _trainer(
             target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM",
         )  # fmt: skip
     cuda = dev.type == "cuda"
+    if hp["workers"] is None:
+        hp["workers"] = min(8, (os.cpu_count() or 1) - 1) if cuda else 0
     args = SFTConfig(
         output_dir=str(out),
         per_device_train_batch_size=hp["batch_size"],
@@ -294,6 +304,7 @@ def _trainer(
         remove_unused_columns=False,
         max_length=None,
         dataloader_pin_memory=cuda,
+        dataloader_num_workers=hp["workers"],
         save_only_model=False,
     )
     lines = [ProgressLines(lambda **kw: progress(TrainLog(**kw)))] if progress else []
