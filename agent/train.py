@@ -295,6 +295,7 @@ def _trainer(
         logging_steps=hp["log_steps"],
         save_strategy="steps",
         save_steps=hp["save_steps"],
+        save_total_limit=2,  # resuming needs the last; a 7B one with its optimizer is ~45 GB
         seed=hp["seed"],
         bf16=cuda,
         use_cpu=not cuda,
