@@ -61,17 +61,26 @@ def load_processor(ref: str) -> Any:
         raise _missing(ref, exc) from None
 
 
-def saved_pixels(ref: str) -> PixelBudget | None:
-    """The pixel budget a checkpoint directory's preprocessor_config.json names explicitly
-    (``min_pixels``/``max_pixels``, as the hub's and ``pixelpilot train``'s outputs do), else
-    None: a bare processor's defaults are not a budget anyone chose."""
-    file = Path(ref.partition("#")[0]).expanduser() / "preprocessor_config.json"
-    try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
-        lo, hi = int(cfg["min_pixels"]), int(cfg["max_pixels"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return PixelBudget(lo, hi) if 0 < lo <= hi else None
+def saved_pixels(ref: str, *, sizes: bool = False) -> PixelBudget | None:
+    """The pixel budget a checkpoint directory's processor files name: ``min_pixels`` and
+    ``max_pixels`` (preprocessor_config.json as the hub's and ``pixelpilot train``'s outputs
+    write it, or the ``image_processor`` of a transformers 5 processor_config.json), else None.
+    ``sizes``: also a processor's ``size`` (shortest/longest edge), which a processor saved with
+    its defaults holds too (1280*28*28, not a budget anyone chose for a screenshot)."""
+    root = Path(ref.partition("#")[0]).expanduser()
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        try:
+            data = json.loads((root / name).read_text(encoding="utf-8"))
+            data = data.get("image_processor", data)
+            lo, hi = data.get("min_pixels"), data.get("max_pixels")
+            if sizes:
+                size = data.get("size") or {}
+                lo, hi = lo or size.get("shortest_edge"), hi or size.get("longest_edge")
+            if lo and hi and 0 < int(lo) <= int(hi):
+                return PixelBudget(int(lo), int(hi))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return None
 
 
 def _where(ref: str) -> str:
