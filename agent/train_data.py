@@ -100,16 +100,35 @@ def examples(
     drop_retried: bool = True,
 ) -> Iterator[Example]:
     """Every usable recorded step of ``traj_dirs`` as an Example in ``dialect`` (default: each
-    run's own); what is left out is counted in ``stats``."""
+    run's own); ``only_success``: of runs that did their task (``verdict``). What is left out
+    is counted in ``stats``."""
     for d in traj_dirs:
         traj = load_trajectory(d)
         stats.trajectories += 1
         stats.steps += len(traj.steps)
-        if only_success and traj.status != "success":
-            stats.skip(f"run {traj.status}", len(traj.steps))
+        judged = verdict(traj)
+        if only_success and not (judged if judged is not None else traj.status == "success"):
+            why = "not achieved" if judged is False else traj.status
+            stats.skip(f"run {why}", len(traj.steps))
             continue
         the_dialect = dialect or get_dialect(traj.meta.dialect)
         yield from trajectory_examples(traj, the_dialect, pixels, stats, drop_retried)
+
+
+def verdict(traj: Trajectory) -> bool | None:
+    """Whether the run really did its task, where something judged it: the target's checks
+    (result.json ``achieved``, a scenario run) or MiniWoB's reward (``miniwob.json`` ``success``
+    beside a bench episode); None where nothing did (then the model's own claim is all there is).
+    """
+    achieved = (traj.result or {}).get("achieved")
+    if isinstance(achieved, bool):
+        return achieved
+    try:
+        success = json.loads((Path(traj.path) / "miniwob.json").read_text(encoding="utf-8"))
+        success = success.get("success")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return success if isinstance(success, bool) else None
 
 
 def trajectory_examples(

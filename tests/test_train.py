@@ -224,6 +224,21 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_judged_run_counts_by_its_verdict_not_the_models_claim(tmp_path: Path) -> None:
+    claimed = tmp_path / "claimed"  # the model said success; the scenario's checks failed
+    shutil.copytree(V1, claimed)
+    result = json.loads((claimed / "result.json").read_text())
+    (claimed / "result.json").write_text(json.dumps({**result, "achieved": False}))
+    won = tmp_path / "won"  # the model ran out of steps; MiniWoB's reward says it succeeded
+    shutil.copytree(V1, won)
+    (won / "result.json").write_text(json.dumps({**result, "status": "step_budget"}))
+    (won / "miniwob.json").write_text(json.dumps({"success": True, "agent_status": "step_budget"}))
+    stats = DataStats()
+    found = list(examples([claimed, won], None, BUDGET, stats))
+    assert {ex.meta["trajectory"] for ex in found} == {str(won)}
+    assert stats.skipped == {"run not achieved": 4, "retried": 1}
+
+
 def _tiny(path: Path) -> tuple[Any, Any]:
     from pixelpilot.vlm.checkpoint import load_checkpoint
     from pixelpilot.vlm.inputs import set_pixels
