@@ -108,29 +108,35 @@ def train_cmd(
             f"{log.s_per_step:.2f} s/step"
         )
 
-    result = train(
-        data,
-        base.where,
-        out_dir,
-        dialect=dialect or base.dialect,
-        pixels=pixels,
-        epochs=epochs,
-        max_steps=max_steps,
-        lr=lr,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        lora=lora,
-        lora_rank=lora_rank,
-        seed=seed,
-        save_steps=save_steps,
-        log_steps=log_steps,
-        workers=workers,
-        resume=resume,
-        only_success=not all_runs,
-        drop_retried=not keep_retried,
-        progress=line,
-        command=_command_line(ctx),
-    )
+    try:
+        result = train(
+            data,
+            base.where,
+            out_dir,
+            dialect=dialect or base.dialect,
+            pixels=pixels,
+            epochs=epochs,
+            max_steps=max_steps,
+            lr=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            lora=lora,
+            lora_rank=lora_rank,
+            seed=seed,
+            save_steps=save_steps,
+            log_steps=log_steps,
+            workers=workers,
+            resume=resume,
+            only_success=not all_runs,
+            drop_retried=not keep_retried,
+            progress=line,
+            command=_command_line(ctx),
+        )
+    except KeyboardInterrupt:  # Ctrl+C, SIGTERM: the checkpoints written so far stay
+        last = sorted(out_dir.glob("checkpoint-*"), key=lambda c: c.stat().st_mtime)
+        where = f"; go on from {last[-1].name} with --resume" if last else ""
+        out.print(f"[yellow]interrupted[/]{escape(where)}")
+        raise typer.Exit(130) from None
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())) or "none"
     loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "-"
     dialect_ = result.dialect if isinstance(result.dialect, str) else ",".join(result.dialect)
