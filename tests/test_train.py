@@ -28,7 +28,7 @@ from pixelpilot.vlm.base import Prompt
 from pixelpilot.vlm.constrained import GrammarConstraint
 from pixelpilot.vlm.inputs import Encoded, encode, rope_positions
 from pixelpilot.vlm.local import LocalModel
-from pixelpilot.vlm.registry import load_model
+from pixelpilot.vlm.registry import load_model, trained_dialect
 
 V1 = Path(__file__).parent / "data" / "trajectory_v1"
 BUDGET = PixelBudget(3136, 256 * 28 * 28)  # small screens: ~260 visual tokens per screenshot
@@ -157,6 +157,7 @@ def test_train_resume_and_run_the_result(tiny_small: Path, tmp_path: Path, capsy
     assert not list(out.glob("adapter_*"))  # merged: a plain checkpoint
     model = load_model(str(out))  # its own budget and dialect, from the files beside it
     assert isinstance(model, LocalModel) and model.pixels == BUDGET
+    assert trained_dialect(str(out)) == "qwen2vl" and trained_dialect(str(V1)) is None
     traj = load_trajectory(V1)
     ctx = step_context(traj, traj.steps[0], BUDGET.resize(1280, 800))
     with Image.open(traj.screenshot_path(traj.steps[0]) or "") as im:
