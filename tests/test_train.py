@@ -22,7 +22,7 @@ from pixelpilot.agent.geometry import PixelBudget
 from pixelpilot.agent.loop import Agent, Budgets
 from pixelpilot.agent.train import RECORD, train
 from pixelpilot.agent.train_batch import Collator, Features, encode_example, example_tensors
-from pixelpilot.agent.train_data import DataStats, examples, export_examples
+from pixelpilot.agent.train_data import DataStats, examples, export_examples, find_data
 from pixelpilot.agent.trajectory import DirectoryRecorder, load_trajectory
 from pixelpilot.vlm.base import Prompt
 from pixelpilot.vlm.constrained import GrammarConstraint
@@ -238,6 +238,18 @@ def test_a_judged_run_counts_by_its_verdict_not_the_models_claim(tmp_path: Path)
     found = list(examples([claimed, won], None, BUDGET, stats))
     assert {ex.meta["trajectory"] for ex in found} == {str(won)}
     assert stats.skipped == {"run not achieved": 4, "retried": 1}
+
+
+def test_data_is_found_at_any_depth(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"  # pixelpilot bench miniwob --out bench
+    for task, n in (("click-button", "000"), ("click-button", "001"), ("enter-text", "000")):
+        shutil.copytree(V1, bench / "episodes" / task / n)
+    export_sft([V1], tmp_path / "sft")
+    runs, exports = find_data([bench, tmp_path / "sft", V1])
+    assert [r.relative_to(tmp_path) for r in runs[:3]] == [
+        Path("bench/episodes/click-button/000"), Path("bench/episodes/click-button/001"),
+        Path("bench/episodes/enter-text/000")]  # fmt: skip
+    assert runs[3] == V1 and exports == [tmp_path / "sft"]
 
 
 def _tiny(path: Path) -> tuple[Any, Any]:
