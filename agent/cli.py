@@ -35,6 +35,7 @@ from pixelpilot.agent.cli_control import (
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_prompt import prompt_command
 from pixelpilot.agent.cli_scenario import run_files, scenario_app
+from pixelpilot.agent.cli_train import train_cmd
 from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
 from pixelpilot.agent.errors import DeviceError, ModelError, PixelPilotError, UserError
@@ -53,6 +54,7 @@ model_app.command("prompt")(prompt_command)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.command("batch")(batch)
+app.command("train")(train_cmd)
 DEFAULT_RUNS = Path("runs")
 DEMO = "desktop/demo.yaml"
 

@@ -118,16 +118,9 @@ def checkpoint_dir(ref: str) -> Path:
 
 def checkpoint_pixels(path: Path) -> PixelBudget:
     """The pixel budget a checkpoint's processor files declare (hub v4 or v5 format)."""
-    for name in ("preprocessor_config.json", "processor_config.json"):
-        if (path / name).is_file():
-            data = _json(path / name)
-            data = data.get("image_processor", data)
-            size = data.get("size") or {}
-            lo = data.get("min_pixels") or size.get("shortest_edge")
-            hi = data.get("max_pixels") or size.get("longest_edge")
-            if lo and hi:
-                return PixelBudget(int(lo), int(hi))
-    return HUB_PIXELS
+    from pixelpilot.vlm.checkpoint import saved_pixels
+
+    return saved_pixels(str(path), sizes=True) or HUB_PIXELS
 
 
 def _parameter_count(path: Path) -> int:

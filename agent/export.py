@@ -24,7 +24,8 @@ turn the model continues, qwen2vl's, is merged into the user message before it, 
 does for OpenAI-compatible servers). The last assistant message is the recorded action written by ``dialect.format``,
 its points mapped into the dialect's space for a screenshot resized with ``pixels`` (train with
 the same max_pixels). Earlier assistant turns are history: train with LLaMA-Factory's
-``mask_history: true`` to learn only the last one.
+``mask_history: true`` to learn only the last one. The steps are walked by
+``train_data.examples``, the walker ``pixelpilot train`` reads trajectories with.
 """
 
 from __future__ import annotations
@@ -36,21 +37,16 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
-
-from PIL import Image
-from pydantic import BaseModel, Field
+from typing import Literal
 
 from pixelpilot.agent.dialects import get_dialect
-from pixelpilot.agent.dialects.base import Dialect, StepContext, Turn
-from pixelpilot.agent.errors import ConfigError, ModelRetry, UserError
-from pixelpilot.agent.evaluate import geometry_of, history_turn, step_context, to_space
+from pixelpilot.agent.dialects.base import Dialect
+from pixelpilot.agent.errors import ConfigError, UserError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
-from pixelpilot.agent.secrets import task_for_model
-from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
+from pixelpilot.agent.train_data import IMAGE_TAG, DataStats, Example, examples
 from pixelpilot.vlm.base import Prompt, merge_final
 
-IMAGE_TAG = "<image>"
+__all__ = ["DATASET_INFO", "IMAGE_TAG", "ExportStats", "chat_messages", "export_sft"]
 DATASET_NAME = "pixelpilot"
 DATASET_INFO = {
     DATASET_NAME: {
@@ -68,19 +64,13 @@ DATASET_INFO = {
 }
 
 
-class ExportStats(BaseModel):
+class ExportStats(DataStats):
     """What an export wrote and what it left out, by reason."""
 
     out: str
-    trajectories: int = 0
-    steps: int = 0
     written: int = 0
-    skipped: dict[str, int] = Field(default_factory=dict)
     bytes: int = 0
     seconds: float = 0.0
-
-    def skip(self, reason: str, n: int = 1) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
 def export_sft(
@@ -108,18 +98,21 @@ def export_sft(
     stats = ExportStats(out=str(out))
     data = out / "data.jsonl"
     tmp = data.with_suffix(".jsonl.tmp")
+    placed: set[Path] = set()
+    walk = examples(traj_dirs, chosen, pixels, stats, only_success=only_success,
+                    drop_retried=drop_retried)  # fmt: skip
     with open(tmp, "w", encoding="utf-8") as f:
-        for d in traj_dirs:
-            traj = load_trajectory(d)
-            stats.trajectories += 1
-            stats.steps += len(traj.steps)
-            if only_success and traj.status != "success":
-                stats.skip(f"run {traj.status}", len(traj.steps))
-                continue
-            for line in _examples(traj, chosen or get_dialect(traj.meta.dialect), out, images,
-                                  pixels, drop_retried, stats):  # fmt: skip
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
-                stats.written += 1
+        for ex in walk:
+            names = [_name(ex, shot) for shot in ex.shots]
+            for shot, name in zip(ex.shots, names, strict=True):
+                if shot not in placed:
+                    _place(shot, out / name, images)
+                    placed.add(shot)
+            messages = chat_messages(ex.prompt)
+            messages.append({"role": "assistant", "content": ex.target})
+            line = {"messages": messages, "images": names, DATASET_NAME: ex.meta}
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            stats.written += 1
     os.replace(tmp, data)
     (out / "dataset_info.json").write_text(
         json.dumps(DATASET_INFO, indent=2) + "\n", encoding="utf-8"
@@ -133,90 +126,12 @@ def export_sft(
     return stats
 
 
-def _examples(
-    traj: Trajectory,
-    dialect: Dialect,
-    out: Path,
-    images: str,
-    pixels: PixelBudget,
-    drop_retried: bool,
-    stats: ExportStats,
-) -> Iterable[dict[str, Any]]:
-    history: list[Turn] = []
-    tag = hashlib.sha1(str(Path(traj.path).resolve()).encode()).hexdigest()[:6]
-    stem = f"{Path(traj.path).name}-{tag}"
-    names: dict[int, str] = {}  # id of a screenshot in a prompt -> its file, placed when used
-    for step in traj.steps:
-        shot = traj.screenshot_path(step)
-        if step.device_action is None or not step.geometry:
-            stats.skip("no accepted action")
-            continue
-        geom = geometry_of(step)
-        ctx = step_context(traj, step, pixels.resize(geom.width, geom.height))
-        image = None
-        if shot is not None:
-            with Image.open(shot) as im:
-                image = im.convert("RGB")
-            names[id(image)] = f"images/{stem}-{step.index:04d}.png"
-            _place(shot, out / names[id(image)], images)
-        turn = history_turn(step, dialect, traj.meta.dialect, ctx, image)
-        reason = _skip_reason(step, shot, drop_retried)
-        target = None if reason else target_text(traj, step, dialect, ctx)
-        if reason or target is None:
-            stats.skip(reason or "not expressible in the dialect")
-            history.append(turn)
-            continue
-        assert image is not None
-        task = task_for_model(traj.meta.task, ctx.secrets)  # as the model read it
-        prompt = dialect.build_prompt(task, history, image, ctx)
-        messages = chat_messages(prompt)
-        messages.append({"role": "assistant", "content": target})
-        yield {
-            "messages": messages,
-            "images": [names[id(im)] for im in prompt.images],
-            DATASET_NAME: {
-                "trajectory": traj.path,
-                "step": step.index,
-                "dialect": dialect.name,
-                "kind": step.device_action.kind,
-                "screen": [geom.width, geom.height],
-                "resized": list(ctx.resized),
-            },
-        }
-        history.append(turn)
-
-
-def _skip_reason(step: StepRecord, shot: Path | None, drop_retried: bool) -> str | None:
-    if shot is None:
-        return "no screenshot"
-    if drop_retried and step.retries:
-        return "retried"
-    return None
-
-
-def target_text(
-    traj: Trajectory, step: StepRecord, dialect: Dialect, ctx: StepContext
-) -> str | None:
-    """The recorded action written as ``dialect`` would write it (None if it cannot).
-
-    The recorded model-space action is used as it is when it is already in this dialect's
-    space for this image size; otherwise the executed screen pixels are mapped. The text must
-    parse back to the same action.
-    """
-    action = step.action
-    same = (
-        action is not None
-        and dialect.name == traj.meta.dialect
-        and (dialect.space != "resized_px" or tuple(step.resized or ()) == ctx.resized)
-    )
-    if not same:
-        action = to_space(step.device_action, dialect, ctx)
-    try:
-        text = dialect.format(action, ctx)
-        back = dialect.parse(text, ctx)
-    except (ValueError, ModelRetry):
-        return None
-    return text if back == action else None
+def _name(ex: Example, shot: Path) -> str:
+    """The exported file of a run's screenshot: the run's name, a digest of its path (two runs
+    may share a name), the screenshot's name (its step)."""
+    run = Path(ex.meta["trajectory"])
+    tag = hashlib.sha1(str(run.resolve()).encode()).hexdigest()[:6]
+    return f"images/{run.name}-{tag}-{shot.stem}{shot.suffix}"
 
 
 def chat_messages(prompt: Prompt) -> list[dict[str, str]]:

@@ -3,7 +3,8 @@
 # device drives (Xvfb, xdotool, ...), the openbox window manager its virtual displays run, a CJK
 # font (so screenshots show 東京), the adb client its Android device talks through, Chromium and
 # its driver (the MiniWoB++ bench), mousepad and xterm for the tests (--test only), and the
-# package itself (editable); --test adds the test tools (ray for the Ray backend's tests among them).
+# package itself (editable); --test adds the test tools (ray for the Ray backend's tests, trl and peft for
+# pixelpilot train's, among them).
 #   bash scripts/setup.sh          # runtime
 #   bash scripts/setup.sh --test   # runtime + test dependencies
 set -euo pipefail

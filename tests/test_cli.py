@@ -35,7 +35,8 @@ def script(tmp_path: Path, outputs: list[str]) -> str:
     return f"scripted:{f}"
 
 
-@pytest.mark.parametrize("args", [[], ["run"], ["scenario"], ["scenario", "test"], ["replay"], ["demo"]])
+@pytest.mark.parametrize("args", [[], ["run"], ["scenario"], ["scenario", "test"], ["replay"], ["demo"],
+                                  ["train"]])
 def test_help_everywhere(args):
     r = cli(*args, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
@@ -66,6 +67,10 @@ def test_help_everywhere(args):
         (["run", "x", "--device", "desktop:region=1,2"], "bad region"),
         (["run", "x", "--device", "desktop:size=3"], "unknown desktop option"),
         (["frobnicate"], "No such command"),
+        (["train", "/no/such", "--out", "{tmp}/o"], "not a directory of trajectories"),
+        (["train", "{v1}", "--out", "{tmp}/o", "--model", "scripted:{script}"],
+         "not a checkpoint on this machine"),
+        (["train", "{v1}", "--out", "{tmp}/o", "--model", "qwen2-vl-7b"], "hf download"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
@@ -74,7 +79,8 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: t\ntarget: {app: fixture}\nscripts: {qwen2vl: [x]}\ncolour: red\n")
     args = [a.replace("scripted:{script}", f"scripted:{outputs}").replace("{bad}", str(bad))
-            .replace("{demo}", str(BUILTIN_DIR / "desktop" / "demo.yaml")) for a in args]
+            .replace("{demo}", str(BUILTIN_DIR / "desktop" / "demo.yaml")).replace("{tmp}", str(tmp_path))
+            .replace("{v1}", str(Path(__file__).parent / "data" / "trajectory_v1")) for a in args]
     r = cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()

@@ -2,8 +2,10 @@
 
 Loading is the standard one (``AutoProcessor`` / ``AutoModelForImageTextToText``, local files
 only: a missing checkpoint is a one-line ConfigError, never a download or a hang). The pixel
-budget is always set on the processor (default: the hub checkpoints' 3136..12845056, not the bare
-processor's 1280*28*28), so a screenshot goes in at full resolution unless the user sets one.
+budget is always set on the processor (default: the min/max pixels the checkpoint's
+preprocessor_config.json names, as the hub's and ``pixelpilot train``'s do, else the hub
+checkpoints' 3136..12845056, never the bare processor's 1280*28*28), so a screenshot goes in at
+full resolution unless the user or the checkpoint sets a budget.
 
 Decoding is a plain loop over ``model(...)`` instead of ``generate`` because it needs three things
 ``generate`` does not give together:
@@ -44,7 +46,7 @@ from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.vlm.attention import forget_masks, use_prefix_sdpa
 from pixelpilot.vlm.base import MAX_NEW_TOKENS, Generation, Prompt, Sampling, VisionModel
-from pixelpilot.vlm.checkpoint import load_checkpoint, torch_dtype
+from pixelpilot.vlm.checkpoint import load_checkpoint, saved_pixels, torch_dtype
 from pixelpilot.vlm.inputs import Encoded, chat_text, encode, rope_positions, set_pixels
 from pixelpilot.vlm.prefix_cache import PrefixCache
 from pixelpilot.vlm.sampling import pick
@@ -128,7 +130,9 @@ class LocalModel(VisionModel):
         self.ref = ref
         self.dialect = dialect
         self.name = name or f"local:{ref}"
-        self.pixels = pixels or HUB_PIXELS
+        # the budget asked for, else the one the checkpoint was saved with (pixelpilot train
+        # writes the one it trained with), else the hub checkpoints'
+        self.pixels = pixels or (saved_pixels(ref) if parts is None else None) or HUB_PIXELS
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p, self.top_k, self.repetition_penalty = top_p, top_k, repetition_penalty

@@ -16,6 +16,7 @@ A reference is one of:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,8 @@ CARDS: dict[str, ModelCard] = {
     )
 }
 TINY = {"tiny": "small", "tiny-qwenvocab": "qwen"}
+TRAIN_RECORD = "pixelpilot-train.json"
+"""What ``pixelpilot train`` writes beside a checkpoint it made (agent/train.py)."""
 MODEL_HELP = (
     f"a short name ({', '.join(CARDS)}), tiny, a checkpoint directory, "
     "openai:URL#MODEL, or scripted:FILE (a YAML list of raw model outputs)"
@@ -66,12 +69,57 @@ MODEL_HELP = (
 
 
 def default_dialect(ref: str) -> str:
-    """The dialect a reference's model speaks (qwen2vl where the reference doesn't say)."""
+    """The dialect a reference's model speaks: the card's, the ``#DIALECT`` of a directory, the
+    one a ``pixelpilot train`` output was trained in; qwen2vl where nothing says."""
     if ref in CARDS:
         return CARDS[ref].dialect
     if not ref.startswith(("scripted:", "openai:")) and "#" in ref:
         return ref.rpartition("#")[2]
-    return "qwen2vl"
+    return trained_dialect(ref) or "qwen2vl"
+
+
+def trained_dialect(ref: str) -> str | None:
+    """The single dialect ``DIR/pixelpilot-train.json`` says DIR was trained in, else None."""
+    file = Path(ref) / TRAIN_RECORD
+    if ref.startswith(("scripted:", "openai:")) or not file.is_file():
+        return None
+    try:
+        dialect = json.loads(file.read_text(encoding="utf-8")).get("dialect")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return dialect if isinstance(dialect, str) else None
+
+
+@dataclass(frozen=True)
+class LocalCheckpoint:
+    """A reference resolved to weights on this machine: ``where`` (a directory or a hub id in
+    the local cache, what ``from_pretrained`` reads), its ``dialect`` and ``pixels`` where the
+    reference names them (a card, ``DIR#DIALECT``), else None."""
+
+    where: str
+    dialect: str | None = None
+    pixels: PixelBudget | None = None
+
+
+def local_checkpoint(ref: str) -> LocalCheckpoint:
+    """The checkpoint files a model reference names (ConfigError for a server, a script, or
+    weights that are not here), for tools that need the weights themselves (training)."""
+    kind = ref.partition(":")[0]
+    if kind in ("scripted", "openai"):
+        raise ConfigError(f"{ref} is not a checkpoint on this machine; give tiny, a short name "
+                          "whose weights are downloaded, or a checkpoint directory")  # fmt: skip
+    if ref in TINY:
+        from pixelpilot.vlm.tiny import ensure_tiny
+
+        return LocalCheckpoint(str(ensure_tiny(vocab=TINY[ref])))  # type: ignore[arg-type]
+    if ref in CARDS:
+        card = CARDS[ref]
+        _require_cached(card)
+        return LocalCheckpoint(card.hub_id, card.dialect, card.pixels)
+    path, _, dialect = ref.partition("#")
+    if Path(path).is_dir():
+        return LocalCheckpoint(path, dialect or trained_dialect(path))
+    raise ConfigError(f"unknown model {ref!r}; use {MODEL_HELP}")
 
 
 def load_model(ref: str, **options: object) -> VisionModel:
