@@ -202,7 +202,7 @@ def _runner(
     from pixelpilot.tools.desktop import DesktopDevice
 
     with DesktopDevice(display=env.display, **_view(cfg.observe, env)) as device:
-        device.boxes = env.element_boxes
+        device.boxes = lambda: env.element_boxes(device.view_origin())
         yield lambda ep, i: _agent_episode(cfg, env, model, device, ep, i)
 
 

@@ -241,17 +241,18 @@ class MiniWoBEnv:
         ox, oy = self.page_origin(probe)
         return ox, oy, *TASK_SIZE
 
-    def element_boxes(self) -> dict[str, list[int]]:
+    def element_boxes(self, view: tuple[int, int] = (0, 0)) -> dict[str, list[int]]:
         """The task area's visible elements a person acts on (buttons, fields, links, labels,
-        clickable shapes), ``{name: [x, y, w, h]}`` in screen pixels: noted on each observation
-        (``Device.boxes``) so a trajectory can be scored offline by "the point is inside the
-        element" and a model can be trained on where the target is. One script call."""
+        clickable shapes), ``{name: [x, y, w, h]}`` in the pixels of a view whose top-left is
+        screen pixel ``view`` (what a device observing that view calls screen pixels): noted on
+        each observation (``Device.boxes``) so a trajectory can be scored offline by "the point
+        is inside the element" and a model trained on where its target is. One script call."""
         if self._origin is None:
             self.page_origin()
         assert self._origin is not None
-        ox, oy = self._origin
+        dx, dy = self._origin[0] - view[0], self._origin[1] - view[1]
         got = self.driver.execute_script(_BOXES_JS)
-        return {str(name): [int(ox + x), int(oy + y), int(w), int(h)] for name, x, y, w, h in got}
+        return {str(name): [int(dx + x), int(dy + y), int(w), int(h)] for name, x, y, w, h in got}
 
     def to_screen(self, x: float, y: float) -> tuple[int, int]:
         """Screen pixel of page CSS point (x, y) (device scale factor 1)."""

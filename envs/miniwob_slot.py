@@ -85,7 +85,8 @@ class MiniWoBSlot(Slot):
         if cfg.direct:
             return
         self.device = DesktopDevice(display=self.vd.display, **_view(cfg.observe, self.env))
-        self.device.boxes = self.env.element_boxes
+        device, env = self.device, self.env
+        device.boxes = lambda: env.element_boxes(device.view_origin())
         self.device.open()
         if self.factory.model == ORACLE:
             from pixelpilot.envs.dom_oracle import DomOracle

@@ -59,6 +59,14 @@ def test_the_model_can_see_only_the_task_area(miniwob, tmp_path):
     assert (w, h) == (160, 210)
     assert traj.meta.device["view"] == {"region": [x, y, w, h]}
     assert {(s.geometry["width"], s.geometry["height"]) for s in traj.steps} == {(160, 210)}
+    # every observation names the elements in the view's own pixels: each click lands in one
+    for r in pixels:
+        for s in load_trajectory(r.trajectory).steps:
+            assert s.boxes, (r.task, s.index)
+            if isinstance(s.device_action, Click):
+                p = s.device_action.point
+                assert any(bx <= p.x <= bx + bw and by <= p.y <= by + bh
+                           for bx, by, bw, bh in s.boxes.values()), (r.task, p, s.boxes)
 
 
 def test_an_episode_is_its_task_and_seed(miniwob):

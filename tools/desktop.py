@@ -390,6 +390,13 @@ class DesktopDevice(Device):
         self._grab_s = time.perf_counter() - t0
         return shot
 
+    def view_origin(self) -> tuple[int, int]:
+        """The screen pixel at the top-left of what is observed now (the monitor's, the
+        region's or the window's): a point (x, y) of an observation is screen pixel
+        (x + left, y + top)."""
+        box = self._box()
+        return int(box["left"]), int(box["top"])
+
     def _box(self) -> dict[str, int]:
         """The screen rectangle observed now: the monitor, the region on it, or the window's
         client area (read again each time: it may have moved) cut to the screen."""
