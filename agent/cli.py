@@ -32,9 +32,10 @@ from pixelpilot.agent.cli_control import (
     guards,
     listening,
 )
+from pixelpilot.agent.cli_demo import demo
 from pixelpilot.agent.cli_model import model_app
 from pixelpilot.agent.cli_prompt import prompt_command
-from pixelpilot.agent.cli_scenario import run_files, scenario_app
+from pixelpilot.agent.cli_scenario import scenario_app
 from pixelpilot.agent.cli_train import train_cmd
 from pixelpilot.agent.cli_traj import SecretOpt, SecretsFileOpt
 from pixelpilot.agent.cli_traj import register as register_trajectory_commands
@@ -55,8 +56,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.command("batch")(batch)
 app.command("train")(train_cmd)
+app.command("demo")(demo)
 DEFAULT_RUNS = Path("runs")
-DEMO = "desktop/demo.yaml"
 
 
 @app.command()
@@ -310,56 +311,6 @@ def _summary(result: Any) -> None:
                 out.print(f"     [red]✗[/] {escape(c.line)}")
     if result.trajectory:
         out.print(f"trajectory: {escape(result.trajectory)}")
-
-
-@app.command()
-def demo(
-    model: Annotated[
-        str, typer.Option(help="Model reference (default: the built-in tiny one).")
-    ] = "tiny",
-    scripted: Annotated[
-        bool, typer.Option(help="Replay the demo scenario's scripted outputs instead.")
-    ] = False,
-    max_steps: Annotated[int, typer.Option(min=1)] = 5,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Where run directories go.")
-    ] = DEFAULT_RUNS,
-    policy: PolicyOption = None,
-    confirm: ConfirmOption = False,
-    kill_key: KillKeyOption = "ctrl+alt+shift+k",
-    pause_key: PauseKeyOption = "ctrl+alt+shift+p",
-    no_hotkeys: NoHotkeysOption = False,
-) -> None:
-    """Run the demo task on the fixture app on a virtual display with a real model.
-
-    The default model is the built-in tiny Qwen2-VL checkpoint, built here on first use with no
-    network. Its weights are RANDOM: every answer is a valid, grammar-constrained call that
-    really executes, but it does not aim at anything. The run is judged by the demo scenario's
-    checks on the app's real state ("task achieved" or "NOT achieved"), apart from how the
-    model says it ended. Exit 0 unless the run hit an error.
-    """
-    from pixelpilot.agent.loop import Budgets
-    from pixelpilot.scenarios.spec import BUILTIN_DIR, load_scenario
-    from pixelpilot.vlm.registry import default_dialect, load_model
-
-    the_guards = guards(policy, confirm, kill_key, pause_key, not no_hotkeys)
-    if scripted:
-        run_files([BUILTIN_DIR / DEMO], dialect=None, out_dir=out_dir, policy=the_guards.policy)
-    scenario = load_scenario(BUILTIN_DIR / DEMO)
-    options: dict[str, Any] = {}
-    if model in ("tiny", "tiny-qwenvocab"):
-        options = {"temperature": 1.0, "seed": 3}  # greedy on random weights repeats one call
-        out.print(
-            "[yellow]note:[/] the tiny checkpoint has random weights: its calls are valid "
-            "and really executed, but aimless until a trained demo model exists"
-        )
-    the_model = load_model(model, **options)
-    budgets = Budgets(max_steps=max_steps, max_seconds=600)
-    result = _run_on_scenario(
-        scenario, scenario.task, the_model, default_dialect(model), budgets, out_dir, "demo",
-        the_guards,
-    )  # fmt: skip
-    raise typer.Exit(3 if result.status == "error" else 0)
 
 
 EXIT_CODES: tuple[tuple[type[PixelPilotError], str, int], ...] = (

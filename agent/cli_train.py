@@ -31,7 +31,8 @@ def train_cmd(
         str,
         typer.Option(
             help="Base checkpoint: tiny, a short name whose weights are here, DIR or "
-            "DIR#DIALECT (a Qwen2-VL-architecture checkpoint)."
+            "DIR#DIALECT (a Qwen2-VL-architecture checkpoint), or scratch (with --grounding: "
+            "a new small model, its tokenizer trained on the data's prompts)."
         ),
     ] = "tiny",
     dialect: Annotated[
@@ -83,6 +84,15 @@ def train_cmd(
     keep_retried: Annotated[
         bool, typer.Option("--keep-retried", help="Keep steps whose first answer was rejected.")
     ] = False,
+    grounding: Annotated[
+        bool,
+        typer.Option(
+            "--grounding",
+            help="Train to point from scratch: the language loss plus training-only losses "
+            "that tie the coordinates to the image tokens (needs recorded element boxes; "
+            "docs/training.md). Uses --max-steps, --batch-size, --lr, --seed, --save-steps.",
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune a Qwen2-VL-architecture checkpoint on recorded runs (TRL SFTTrainer).
 
@@ -92,6 +102,12 @@ def train_cmd(
     from pixelpilot.agent.train import TrainLog, train
     from pixelpilot.vlm.registry import local_checkpoint
 
+    if grounding:
+        _grounding(ctx, data, out_dir, model, dialect, max_steps, batch_size, lr, seed,
+                   save_steps, resume, all_runs, min_pixels, max_pixels)  # fmt: skip
+        return
+    if model == "scratch":
+        raise UserError("--model scratch builds an untrained model: use it with --grounding")
     base = local_checkpoint(model)
     pixels = base.pixels
     if max_pixels is not None:
@@ -164,3 +180,50 @@ def _command_line(ctx: typer.Context) -> list[str]:
             else:
                 words += [param.opts[0], str(value)]
     return words
+
+
+def _grounding(ctx: typer.Context, data: list[Path], out_dir: Path, model: str,
+               dialect: str | None, max_steps: int | None, batch_size: int, lr: float,
+               seed: int, save_steps: int, resume: bool, all_runs: bool, min_pixels: int,
+               max_pixels: int | None) -> None:  # fmt: skip
+    """``--grounding``: train_grounding's recipe (its defaults where a flag was left alone)."""
+    from pixelpilot.agent.geometry import HUB_PIXELS
+    from pixelpilot.agent.train_grounding import GroundingConfig, GroundingLog, run_grounding
+
+    if out_dir.exists() and any(out_dir.iterdir()) and not resume:
+        raise UserError(f"--out {out_dir} is not empty; name a new directory or add --resume")
+    if max_pixels is not None and max_pixels < min_pixels:
+        raise UserError(f"--max-pixels {max_pixels} is below --min-pixels {min_pixels}")
+    base = model
+    if model != "scratch":
+        from pixelpilot.vlm.registry import local_checkpoint
+
+        base = str(local_checkpoint(model).where)
+    from click.core import ParameterSource
+
+    def given(name: str) -> bool:  # a flag on the command line, not this command's default
+        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+    d = GroundingConfig()
+    cfg = GroundingConfig(
+        max_steps=max_steps or d.max_steps,
+        batch_size=batch_size if given("batch_size") else d.batch_size,
+        lr=lr if given("lr") else d.lr,
+        seed=seed,
+        save_steps=save_steps if given("save_steps") else d.save_steps,
+    )
+    pixels = PixelBudget(min_pixels, max_pixels) if max_pixels is not None else HUB_PIXELS
+    out.print(f"grounding training of {escape(model)} into {escape(str(out_dir))}")
+
+    def line(log: GroundingLog) -> None:
+        terms = "  ".join(f"{k} {v:.3f}" for k, v in log.losses.items())
+        held = "  held-out: " + ", ".join(f"{k} {v:.1%}" for k, v in log.val.items()) if log.val else ""
+        out.print(f"step {log.step:>5}/{log.total}  {terms}  lr {log.lr:.2e}  "
+                  f"{log.s_per_step:.2f} s/step{escape(held)}")  # fmt: skip
+
+    record = run_grounding(data, base, out_dir, cfg, dialect=dialect, pixels=pixels,
+                           resume=resume, only_success=not all_runs, progress=line,
+                           command=_command_line(ctx))  # fmt: skip
+    out.print(f"[green]done[/]: {record['steps']} steps in {record['seconds']:.0f} s on "
+              f"{record['examples']} examples; model in {escape(str(out_dir))} "
+              f"(run it with --model {escape(str(out_dir))}#{record['dialect']})")

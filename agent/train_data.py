@@ -32,6 +32,7 @@ from pixelpilot.agent.evaluate import geometry_of, history_turn, step_context, t
 from pixelpilot.agent.geometry import PixelBudget
 from pixelpilot.agent.secrets import task_for_model
 from pixelpilot.agent.trajectory import StepRecord, Trajectory, load_trajectory
+from pixelpilot.agent.trajectory_compat import box_of
 from pixelpilot.vlm.base import Message, Prompt
 
 IMAGE_TAG = "<image>"
@@ -171,15 +172,27 @@ def trajectory_examples(
             answer=answer,
             meta={
                 "trajectory": traj.path,
+                "task": task,
                 "step": step.index,
                 "dialect": dialect.name,
                 "kind": step.device_action.kind,
                 "screen": [geom.width, geom.height],
                 "resized": list(ctx.resized),
+                **_target_box(step),
             },
             shots=tuple(shots[id(im)] for im in prompt.images),
         )
         history.append(turn)
+
+
+def _target_box(step: StepRecord) -> dict[str, list[float]]:
+    """``{"target_box": [x, y, w, h]}``, the element the step's point is on in the screenshot's
+    pixels, when the recording has element boxes and the action a point (else nothing)."""
+    point = getattr(step.device_action, "point", None)  # screen_px: the screenshot's pixels
+    if point is None or not step.boxes:
+        return {}
+    box = box_of({"boxes": step.boxes}, point.x, point.y)
+    return {} if box is None else {"target_box": [float(v) for v in box]}
 
 
 def _skip_reason(step: StepRecord, shot: Path | None, drop_retried: bool) -> str | None:

@@ -63,14 +63,32 @@ TINY = {"tiny": "small", "tiny-qwenvocab": "qwen"}
 TRAIN_RECORD = "pixelpilot-train.json"
 """What ``pixelpilot train`` writes beside a checkpoint it made (agent/train.py)."""
 MODEL_HELP = (
-    f"a short name ({', '.join(CARDS)}), tiny, a checkpoint directory, "
+    f"a short name ({', '.join(CARDS)}), demo, tiny, a checkpoint directory, "
     "openai:URL#MODEL, or scripted:FILE (a YAML list of raw model outputs)"
 )
+
+
+DEMO_DIR = Path(__file__).parent / "demo_model"
+"""The built-in demo model (reference ``demo``): shipped in the package, docs/training.md."""
+
+
+def _alias(ref: str) -> str:
+    """``demo`` -> the shipped demo model's directory (ConfigError when this install lacks it)."""
+    if ref != "demo":
+        return ref
+    if not (DEMO_DIR / "config.json").is_file():
+        raise ConfigError(
+            f"the demo model is not in this install ({DEMO_DIR}); rebuild it with "
+            "bash scripts/build_demo_model.sh (docs/training.md)"
+        )
+    return f"{DEMO_DIR}#qwen2vl"
 
 
 def default_dialect(ref: str) -> str:
     """The dialect a reference's model speaks: the card's, the ``#DIALECT`` of a directory, the
     one a ``pixelpilot train`` output was trained in; qwen2vl where nothing says."""
+    if ref == "demo":
+        return "qwen2vl"
     if ref in CARDS:
         return CARDS[ref].dialect
     if not ref.startswith(("scripted:", "openai:")) and "#" in ref:
@@ -104,6 +122,7 @@ class LocalCheckpoint:
 def local_checkpoint(ref: str) -> LocalCheckpoint:
     """The checkpoint files a model reference names (ConfigError for a server, a script, or
     weights that are not here), for tools that need the weights themselves (training)."""
+    ref = _alias(ref)
     kind = ref.partition(":")[0]
     if kind in ("scripted", "openai"):
         raise ConfigError(f"{ref} is not a checkpoint on this machine; give tiny, a short name "
@@ -127,6 +146,7 @@ def load_model(ref: str, **options: object) -> VisionModel:
 
     ``options`` go to the backend (e.g. ``device``, ``dtype``, ``pixels``, ``temperature``).
     """
+    ref = _alias(ref)
     kind, _, arg = ref.partition(":")
     if options.get("compile") and kind in ("scripted", "openai"):
         raise ConfigError(f"--compile is for local transformers models; {ref} does not compile")
@@ -158,6 +178,7 @@ def load_model(ref: str, **options: object) -> VisionModel:
 def check_reference(ref: str) -> None:
     """Fail as ``load_model`` would on a bad reference, without loading any weights (parallel
     runs check the reference once, then load the model in every worker)."""
+    ref = _alias(ref)
     kind = ref.partition(":")[0]
     if kind in ("scripted", "openai"):
         load_model(ref).close()  # a file read or a client object: cheap
