@@ -104,7 +104,7 @@ def train_cmd(
 
     if grounding:
         _grounding(ctx, data, out_dir, model, dialect, max_steps, batch_size, lr, seed,
-                   save_steps, resume, all_runs, min_pixels, max_pixels)  # fmt: skip
+                   save_steps, resume, all_runs, min_pixels, max_pixels, log_steps)  # fmt: skip
         return
     if model == "scratch":
         raise UserError("--model scratch builds an untrained model: use it with --grounding")
@@ -185,7 +185,7 @@ def _command_line(ctx: typer.Context) -> list[str]:
 def _grounding(ctx: typer.Context, data: list[Path], out_dir: Path, model: str,
                dialect: str | None, max_steps: int | None, batch_size: int, lr: float,
                seed: int, save_steps: int, resume: bool, all_runs: bool, min_pixels: int,
-               max_pixels: int | None) -> None:  # fmt: skip
+               max_pixels: int | None, log_steps: int) -> None:  # fmt: skip
     """``--grounding``: train_grounding's recipe (its defaults where a flag was left alone)."""
     from pixelpilot.agent.geometry import HUB_PIXELS
     from pixelpilot.agent.train_grounding import GroundingConfig, GroundingLog, run_grounding
@@ -199,10 +199,9 @@ def _grounding(ctx: typer.Context, data: list[Path], out_dir: Path, model: str,
         from pixelpilot.vlm.registry import local_checkpoint
 
         base = str(local_checkpoint(model).where)
-    from click.core import ParameterSource
-
     def given(name: str) -> bool:  # a flag on the command line, not this command's default
-        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+        source = ctx.get_parameter_source(name)  # typer's own click: compare by name
+        return source is not None and source.name != "DEFAULT"
 
     d = GroundingConfig()
     cfg = GroundingConfig(
@@ -216,6 +215,8 @@ def _grounding(ctx: typer.Context, data: list[Path], out_dir: Path, model: str,
     out.print(f"grounding training of {escape(model)} into {escape(str(out_dir))}")
 
     def line(log: GroundingLog) -> None:
+        if log.step % log_steps and log.step != log.total and not log.val:
+            return
         terms = "  ".join(f"{k} {v:.3f}" for k, v in log.losses.items())
         held = "  held-out: " + ", ".join(f"{k} {v:.1%}" for k, v in log.val.items()) if log.val else ""
         out.print(f"step {log.step:>5}/{log.total}  {terms}  lr {log.lr:.2e}  "
