@@ -35,14 +35,16 @@ SecretsFileOpt = Annotated[
 
 
 def _dirs(paths: list[Path]) -> list[Path]:
-    """Trajectory directories: each PATH itself when it holds run.json, else its run
-    directories one level down (so ``runs/`` works)."""
+    """Trajectory directories: each PATH itself when it holds run.json, else the run
+    directories below it at any depth (``runs/``, a bench's ``--out``: episodes/TASK/NNN)."""
+    from pixelpilot.agent.train_data import runs_below
+
     found: list[Path] = []
     for p in paths:
         if (p / "run.json").is_file():
             found.append(p)
         elif p.is_dir():
-            kids = sorted(c for c in p.iterdir() if (c / "run.json").is_file())
+            kids = runs_below(p)
             if not kids:
                 raise UserError(
                     f"{p}: no trajectory here (no run.json in it or its subdirectories)"

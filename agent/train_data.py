@@ -77,8 +77,7 @@ def find_data(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list
         elif (p / EXPORT_FILE).is_file():
             exports.append(p)
         elif p.is_dir():
-            found = sorted({f.parent for f in p.rglob("run.json")})
-            found = [d for d in found if not any(a in found for a in d.parents)]
+            found = runs_below(p)
             more = sorted({f.parent for f in p.rglob(EXPORT_FILE)} - set(found))
             if not found and not more:
                 raise UserError(
@@ -89,6 +88,13 @@ def find_data(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list
         else:
             raise UserError(f"{p}: not a directory of trajectories or of exported data")
     return runs, exports
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """The trajectory directories (run.json) under ``folder`` at any depth, sorted; a run's own
+    subdirectories are not searched."""
+    found = sorted({f.parent for f in folder.rglob("run.json")})
+    return [d for d in found if not any(a in found for a in d.parents)]
 
 
 def examples(
