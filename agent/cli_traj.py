@@ -86,7 +86,7 @@ def view(
 
 def eval_cmd(
     trajectories: Annotated[
-        list[Path], typer.Argument(help="Run directories (or folders of them).")
+        list[Path], typer.Argument(help="Run directories, or folders holding them at any depth.")
     ],
     model: Annotated[str, typer.Option(help="Model reference, e.g. scripted:outputs.yaml")],
     dialect: Annotated[
@@ -120,7 +120,7 @@ def eval_cmd(
 
 def export_cmd(
     trajectories: Annotated[
-        list[Path], typer.Argument(help="Run directories (or folders of them).")
+        list[Path], typer.Argument(help="Run directories, or folders holding them at any depth.")
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
     dialect: Annotated[
