@@ -73,7 +73,10 @@ def view(
     """Write an HTML report of a run (screenshots with the actions drawn on them)."""
     from pixelpilot.agent.viewer import write_report
 
-    (trajectory,) = _dirs([trajectory])
+    found = _dirs([trajectory])
+    if len(found) > 1:
+        raise UserError(f"{trajectory} holds {len(found)} runs; view one of them")
+    trajectory = found[0]
     report = write_report(trajectory, out_file, images="link" if link else "embed")
     out.print(f"report: {escape(str(report))}")
     if gif is not None:

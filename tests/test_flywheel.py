@@ -110,3 +110,5 @@ def test_eval_and_export_find_the_runs_of_a_bench_folder(tmp_path: Path, capsys:
     assert len(report["trajectories"]) == 2 and report["overall"]["exact"] == 1.0
     assert main(["eval", str(tmp_path / "sft"), "--model", f"scripted:{script}"]) == 2
     assert "no trajectory here" in capsys.readouterr().err
+    assert main(["view", str(bench)]) == 2  # one report is of one run
+    assert "holds 2 runs; view one of them" in capsys.readouterr().err
