@@ -406,7 +406,8 @@ def run_grounding(
         if not (where / "config.json").is_file():
             build_scratch_for(exs, where, cfg.seed)
     result = train_grounding(exs, where, out, cfg, resume=resume, progress=progress)
-    record = {"base": base, "data": [str(p) for p in runs], "dialect": exs[0].meta["dialect"],
+    record = {"base": base, "data": [str(p) for p in data], "runs": len(runs),
+              "dialect": exs[0].meta["dialect"],
               "tasks": _miniwob_tasks(runs),
               "pixels": [pixels.min_pixels, pixels.max_pixels], "skipped": stats.skipped,
               "command": command, "recipe": "grounding", **result}  # fmt: skip

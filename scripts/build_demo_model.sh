@@ -34,13 +34,19 @@ if [ ! -f "$WORK/bench/results.json" ]; then
     --seed 0 --observe task --no-reports --out "$WORK/bench"
 fi
 
-# 4. Into the package: the checkpoint files and the record of how it was made.
+# 4. Into the package: the checkpoint files, and the record of how it was made with the bench's
+#    per-task rows added.
 dest=$(python3 -c "from pixelpilot.vlm.registry import DEMO_DIR; print(DEMO_DIR)")
 mkdir -p "$dest"
 for f in config.json generation_config.json model.safetensors tokenizer.json \
-         tokenizer_config.json chat_template.json preprocessor_config.json \
-         processor_config.json pixelpilot-train.json; do
-  [ -f "$WORK/model/$f" ] && cp "$WORK/model/$f" "$dest/"
+         tokenizer_config.json chat_template.jinja processor_config.json; do
+  cp "$WORK/model/$f" "$dest/"
 done
-cp "$WORK/bench/results.json" "$dest/bench-results.json"
+python3 - "$WORK" "$dest" <<'PY'
+import json, sys
+work, dest = sys.argv[1:]
+record = json.load(open(f"{work}/model/pixelpilot-train.json"))
+record["bench"] = json.load(open(f"{work}/bench/results.json"))["tasks"]
+json.dump(record, open(f"{dest}/pixelpilot-train.json", "w"), indent=1)
+PY
 du -sh "$dest"
