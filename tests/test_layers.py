@@ -32,10 +32,11 @@ LOOP = {"agent.loop", "agent.trajectory", "agent.trajectory_compat", "agent.view
         "agent.overlay", "agent.animate", "agent.evaluate", "agent.export", "agent.replay",
         "agent.secrets", "agent.resume", "agent.stages", "agent.policy", "agent.control",
         "agent.effects", "agent.jobs", "agent.workers", "agent.workers_local", "agent.workers_ray",
-        "agent.train_data", "agent.train_batch", "agent.train", "agent.train_loop"}  # fmt: skip
+        "agent.train_data", "agent.train_batch", "agent.train", "agent.train_loop",
+        "agent.train_grounding"}  # fmt: skip
 COMPOSITION = {"vlm.registry", "vlm", "agent", "agent.cli", "agent.cli_model", "agent.cli_traj",
                "agent.cli_scenario", "agent.cli_bench", "agent.cli_batch", "agent.cli_common",
-               "agent.cli_control", "agent.cli_prompt", "agent.cli_train"}  # fmt: skip
+               "agent.cli_control", "agent.cli_prompt", "agent.cli_train", "agent.cli_demo"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:
