@@ -53,6 +53,10 @@ def list_models() -> None:
         here = "yes" if is_cached(card) else f"no ({card.gigabytes:g} GB)"
         pixels = f"{card.pixels.min_pixels}..{card.pixels.max_pixels}"
         table.add_row(card.name, card.hub_id, card.dialect, pixels, here)
+    from pixelpilot.vlm.registry import DEMO_DIR
+
+    shipped = "trained, in the package" if (DEMO_DIR / "config.json").is_file() else "missing"
+    table.add_row("demo", "the built-in demo model", "qwen2vl", "hub default", shipped)
     table.add_row("tiny", "built here on first use", "qwen2vl", "hub default", "random weights")
     Console(highlight=False, width=max(_out.width, 120)).print(table)
 
@@ -97,7 +101,12 @@ def describe(ref: str) -> dict[str, Any]:
 
 
 def checkpoint_dir(ref: str) -> Path:
-    """A checkpoint directory, or a hub id's snapshot already in the local HF cache."""
+    """A checkpoint directory, or a hub id's snapshot already in the local HF cache (``demo``:
+    the built-in demo model's directory)."""
+    if ref == "demo":
+        from pixelpilot.vlm.registry import local_checkpoint
+
+        ref = local_checkpoint(ref).where
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -102,6 +102,9 @@ def test_model_list_names_every_short_name_and_where_it_is():
                  "os-atlas-pro-7b", "showui-2b", "Qwen/Qwen2-VL-7B-Instruct"):
         assert name in r.stdout
     assert "no (16.6 GB)" in r.stdout  # no hub checkpoint is on this machine
+    assert "trained, in the package" in r.stdout  # the built-in demo model ships with it
+    info = cli("model", "info", "demo")
+    assert info.returncode == 0 and "3,138,304" in info.stdout, info.stdout + info.stderr
 
 
 def test_demo_is_the_readme_main_job(tmp_path):
