@@ -111,7 +111,7 @@ def make_items(processor: Any, examples: Sequence[Example], val_share: float) ->
         if box is not None:
             sx, sy = ex.meta["resized"][0] / size[0], ex.meta["resized"][1] / size[1]
             cover = _coverage(box, sx, sy, rows, cols, patch)
-        tag = str(ex.meta.get("trajectory", ""))
+        tag = "/".join(Path(str(ex.meta.get("trajectory", ""))).parts[-2:])  # TASK/NNN: any root
         out.append(Item(
             features=f, pixels=torch.cat(pix), grid=torch.tensor(f.grids, dtype=torch.long),
             span=f.spans[-1], cols=cols, cover=cover, box=box, size=size,

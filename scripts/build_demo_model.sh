@@ -7,7 +7,8 @@
 #   bash scripts/build_demo_model.sh            # all stages; each is skipped once it is done
 #   STEPS=1200 WORK=data/demo bash scripts/build_demo_model.sh
 #
-# Training writes a checkpoint every 100 steps: run the script again to go on after a stop.
+# Training writes a checkpoint every 100 steps: run the script again to go on after a stop (a
+# recording or bench stopped half-way is started again after deleting its folder).
 set -euo pipefail
 WORK=${WORK:-data/demo}
 STEPS=${STEPS:-1200}
@@ -22,8 +23,8 @@ fi
 
 # 2. From scratch: a domain tokenizer and random weights (vlm/scratch.py), then the grounding
 #    recipe (agent/train_grounding.py); `--resume` goes on from the last checkpoint.
-resume=""; [ -f "$WORK/model/grounding-state.pt" ] && resume="--resume"
-if [ ! -f "$WORK/model/model.safetensors" ] || [ -n "$resume" ]; then
+if [ ! -f "$WORK/model/pixelpilot-train.json" ]; then  # written when training ends
+  resume=""; [ -d "$WORK/model" ] && resume="--resume"
   pixelpilot train "$WORK/episodes" --model scratch --grounding --max-steps "$STEPS" \
     --out "$WORK/model" $resume
 fi
