@@ -75,12 +75,11 @@ def demo(
     cfg = BenchConfig(tasks=(chosen,), dialect=default_dialect(model), episodes=1, seed=seed,
                       observe="task", max_steps=max_steps, max_seconds=120.0, out=folder)  # fmt: skip
     with ensure_display(1280, 800) as display, MiniWoBEnv(display) as env:
-        ep = env.reset(chosen, seed)
-        out.print(f"task: [bold]{escape(chosen)}[/] seed {seed}: {escape(ep.utterance)!r}")
         try:
             (result,) = run_bench(cfg, env, the_model)
         finally:
             the_model.close()
+    out.print(f"task: [bold]{escape(chosen)}[/] seed {seed}: {escape(result.utterance)!r}")
     _steps(result.trajectory)
     verdict = "[green]success[/]" if result.success else "[red]failure[/]"
     out.print(f"MiniWoB verdict: {verdict} (reward {result.reward:.3f}; the agent's run: "
@@ -93,13 +92,14 @@ def demo(
 def trained_tasks(model: str) -> list[str]:
     """The MiniWoB tasks a model's ``pixelpilot-train.json`` says it was trained on
     (``tasks``), else click-test."""
+    from pixelpilot.vlm.checkpoint import TRAIN_RECORD
     from pixelpilot.vlm.registry import local_checkpoint
 
     if model.startswith(("scripted:", "openai:")):
         return list(FALLBACK_TASKS)
     try:
         where = Path(local_checkpoint(model).where)
-        record = json.loads((where / "pixelpilot-train.json").read_text(encoding="utf-8"))
+        record = json.loads((where / TRAIN_RECORD).read_text(encoding="utf-8"))
         tasks = [str(t) for t in record.get("tasks", [])]
     except (OSError, ValueError, AttributeError):
         return list(FALLBACK_TASKS)

@@ -29,8 +29,9 @@ from pixelpilot.agent.errors import ConfigError, UserError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.agent.train_batch import Collator, encode_example
 from pixelpilot.agent.train_data import DataStats, examples, export_examples, find_data
+from pixelpilot.vlm.checkpoint import TRAIN_RECORD
 
-RECORD = "pixelpilot-train.json"
+RECORD = TRAIN_RECORD
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """The language model's linear layers (the vision tower's are named qkv/proj/fc1/fc2)."""
 

@@ -40,6 +40,7 @@ from typing import Any
 from pixelpilot.agent.errors import UserError
 from pixelpilot.agent.train_batch import IGNORE, Features, encode_example
 from pixelpilot.agent.train_data import Example
+from pixelpilot.vlm.checkpoint import TRAIN_RECORD
 from pixelpilot.vlm.inputs import pixel_values
 
 STATE = "grounding-state.pt"
@@ -368,7 +369,7 @@ def _check_sharing(model: Any, batches: Batches, its: Sequence[Item]) -> None:
 
 
 def write_record(out: Path, record: dict[str, Any]) -> None:
-    (out / "pixelpilot-train.json").write_text(json.dumps(record, indent=2) + "\n",
+    (out / TRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n",
                                                encoding="utf-8")  # fmt: skip
 
 

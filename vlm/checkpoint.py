@@ -13,6 +13,9 @@ from pixelpilot.agent.geometry import PixelBudget
 
 ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl")
 """The ``model_type`` values this backend runs."""
+TRAIN_RECORD = "pixelpilot-train.json"
+"""What ``pixelpilot train`` writes beside a checkpoint it made (how, on what, with what result)."""
+
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
 
 

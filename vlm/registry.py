@@ -25,6 +25,7 @@ import yaml
 from pixelpilot.agent.errors import ConfigError
 from pixelpilot.agent.geometry import HUB_PIXELS, PixelBudget
 from pixelpilot.vlm.base import VisionModel
+from pixelpilot.vlm.checkpoint import TRAIN_RECORD
 from pixelpilot.vlm.scripted import ScriptedModel
 
 
@@ -60,7 +61,6 @@ CARDS: dict[str, ModelCard] = {
     )
 }
 TINY = {"tiny": "small", "tiny-qwenvocab": "qwen"}
-TRAIN_RECORD = "pixelpilot-train.json"
 """What ``pixelpilot train`` writes beside a checkpoint it made (agent/train.py)."""
 MODEL_HELP = (
     f"a short name ({', '.join(CARDS)}), demo, tiny, a checkpoint directory, "

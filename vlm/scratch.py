@@ -19,13 +19,12 @@ docs/training.md.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.vlm.tiny import CHAT_TEMPLATE, PREPROCESSOR, SPECIAL_TOKENS
+from pixelpilot.vlm.tiny import SPECIAL_TOKENS, round_up, save_checkpoint
 
 DEMO_ARCH: dict[str, Any] = {
     "hidden_size": 192,
@@ -122,26 +121,15 @@ def build_scratch(
     """Write a random-weight checkpoint of shape ``arch`` with a tokenizer trained on
     ``corpus`` to ``directory``; returns its path."""
     import torch
-    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLForConditionalGeneration
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tok = domain_tokenizer(corpus, vocab_size)
     ids = {t: int(tok.convert_tokens_to_ids(t)) for t in SPECIAL_TOKENS}
     torch.manual_seed(seed)
-    model: Any = Qwen2VLForConditionalGeneration(scratch_config(-(-len(tok) // 64) * 64, ids, arch))
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
-        do_sample=False,
+    model: Any = Qwen2VLForConditionalGeneration(
+        scratch_config(round_up(len(tok), 64), ids, arch)
     )
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    (out / "chat_template.json").write_text(
-        json.dumps({"chat_template": CHAT_TEMPLATE}, indent=2) + "\n", encoding="utf-8"
-    )
-    (out / "preprocessor_config.json").write_text(
-        json.dumps(PREPROCESSOR, indent=2) + "\n", encoding="utf-8"
-    )
+    save_checkpoint(out, model, tok)
     return out

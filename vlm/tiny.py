@@ -132,11 +132,7 @@ def ensure_tiny(vocab: Vocab = "small", directory: Path | None = None) -> Path:
 def build_tiny(directory: str | os.PathLike[str], *, vocab: Vocab = "small", seed: int = 0) -> Path:
     """Write a random-weight tiny Qwen2-VL checkpoint to ``directory``; returns its path."""
     import torch
-    from transformers import (
-        GenerationConfig,
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-    )
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     if vocab not in ("small", "qwen"):
         raise ConfigError(f"unknown tiny vocabulary {vocab!r}; use 'small' or 'qwen'")
@@ -144,19 +140,28 @@ def build_tiny(directory: str | os.PathLike[str], *, vocab: Vocab = "small", see
     out.mkdir(parents=True, exist_ok=True)
     tok = qwen_tokenizer() if vocab == "qwen" else small_tokenizer()
     ids: dict[str, int] = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    model_vocab = QWEN_VOCAB_SIZE if vocab == "qwen" else _round_up(len(tok), 64)
+    model_vocab = QWEN_VOCAB_SIZE if vocab == "qwen" else round_up(len(tok), 64)
     config = Qwen2VLConfig(**tiny_config_dict(model_vocab, ids))
     torch.manual_seed(seed)
     model: Any = Qwen2VLForConditionalGeneration(config)
     model = model.to(torch.bfloat16).eval()
+    save_checkpoint(out, model, tok)
+    return out
+
+
+def save_checkpoint(out: Path, model: Any, tok: Any) -> None:
+    """Write a locally built model and tokenizer as a hub-format checkpoint: greedy generation
+    ending at ``<|im_end|>``, the hub's chat_template.json and preprocessor_config.json."""
+    from transformers import GenerationConfig
+    from transformers.utils import logging as hf_logging
+
+    ids = {t: int(tok.convert_tokens_to_ids(t)) for t in ("<|endoftext|>", "<|im_end|>")}
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],
         do_sample=False,
     )
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -166,7 +171,6 @@ def build_tiny(directory: str | os.PathLike[str], *, vocab: Vocab = "small", see
     (out / "preprocessor_config.json").write_text(
         json.dumps(PREPROCESSOR, indent=2) + "\n", encoding="utf-8"
     )
-    return out
 
 
 def tiny_config_dict(vocab_size: int, ids: dict[str, int]) -> dict[str, Any]:
@@ -300,5 +304,5 @@ def _qwen2_tokenizer(vocab: dict[str, int], merges: list[Any]) -> Any:
     return tok
 
 
-def _round_up(n: int, multiple: int) -> int:
+def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
